@@ -1,0 +1,1 @@
+"""Permutation searches: weight matching, straight-through estimator, merging many."""

@@ -1,0 +1,156 @@
+"""Measurements shared by several claims, returned as xarray Datasets (one row per seed)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import xarray as xr
+
+from .lab import Lab
+from .matching.merge import average
+from .metrics.distance import l2_distance
+from .metrics.interpolation import DEFAULT_LAMBDAS, chord, evaluate, interpolation_curve
+from .metrics.spectral import layer_svds, side_overlaps, vector_cosines
+from .permutation.apply import apply_permutation, random_perms
+
+SPLITS = ("train", "test")
+
+
+def pair_label(a: int, b: int) -> str:
+    return f"{a}-{b}"
+
+
+def interpolation(lab: Lab, arch: str, dataset: str, width: int, methods=("naive", "wm")) -> xr.Dataset:
+    """Loss / accuracy along the path A -> pi(B) for every pair, method and split, with barriers."""
+    data = lab.data(dataset)
+    model = lab.template(arch, dataset, width)
+    pairs = lab.scale.pairs
+    lams = DEFAULT_LAMBDAS
+    loss = np.zeros((len(pairs), len(methods), len(SPLITS), len(lams)))
+    acc = np.zeros_like(loss)
+    for i, (sa, sb) in enumerate(pairs):
+        a = lab.model(arch, dataset, width, sa)
+        for j, method in enumerate(methods):
+            b = lab.permuted(method, arch, dataset, width, sa, sb)
+            for k, (x, y) in enumerate(((data.x_train, data.y_train), (data.x_test, data.y_test))):
+                c = interpolation_curve(model, a, b, x, y, lams)
+                loss[i, j, k], acc[i, j, k] = c.loss, c.accuracy
+    dims = ("pair", "search", "split", "lam")
+    coords = {"pair": [pair_label(*p) for p in pairs], "search": list(methods), "split": list(SPLITS), "lam": lams}
+    ds = xr.Dataset(
+        {
+            "loss": (dims, loss, {"long_name": "mean cross-entropy along the path", "units": "nats"}),
+            "accuracy": (dims, acc, {"long_name": "accuracy along the path", "units": "1"}),
+        },
+        coords=coords,
+    )
+    line = lambda v: chord(ds.lam, v.isel(lam=0, drop=True), v.isel(lam=-1, drop=True))
+    ds["loss_barrier"] = (ds.loss - line(ds.loss)).max("lam").assign_attrs(
+        long_name="loss barrier: max over lam of loss minus the endpoints' chord", units="nats")
+    ds["accuracy_barrier"] = (line(ds.accuracy) - ds.accuracy).max("lam").assign_attrs(
+        long_name="accuracy barrier: max over lam of the endpoints' chord minus accuracy", units="1")
+    return ds
+
+
+def distances(lab: Lab, arch: str, dataset: str, width: int) -> xr.Dataset:
+    """L2 distance naive, after WM and after random permutations, per pair."""
+    spec = lab.spec(arch, dataset, width)
+    rows = []
+    for sa, sb in lab.scale.pairs:
+        a = lab.model(arch, dataset, width, sa)
+        b = lab.model(arch, dataset, width, sb)
+        gen = torch.Generator().manual_seed(7919 * sb + sa)
+        rand = [l2_distance(spec, a, apply_permutation(spec, random_perms(spec, b, gen), b)) for _ in range(lab.scale.n_random)]
+        wm = lab.permuted("wm", arch, dataset, width, sa, sb)
+        rows.append((l2_distance(spec, a, b), l2_distance(spec, a, wm), float(np.mean(rand))))
+    v = np.array(rows)
+    pair = [pair_label(*p) for p in lab.scale.pairs]
+    return xr.Dataset(
+        {
+            "l2_naive": ("pair", v[:, 0], {"long_name": "||theta_A - theta_B||", "units": "1"}),
+            "l2_wm": ("pair", v[:, 1], {"long_name": "||theta_A - pi_WM(theta_B)||", "units": "1"}),
+            "l2_random": ("pair", v[:, 2], {"long_name": "mean ||theta_A - pi_rand(theta_B)|| over random permutations"}),
+            "l2_ratio": ("pair", v[:, 1] / v[:, 0], {"long_name": "r = l2_wm / l2_naive", "units": "1"}),
+            "l2_ratio_random": ("pair", v[:, 2] / v[:, 0], {"long_name": "l2_random / l2_naive", "units": "1"}),
+        },
+        coords={"pair": pair},
+    )
+
+
+K_FRACTIONS = (0.02, 0.05, 0.1, 0.25, 0.5)
+TOP_FRACTION = 0.1  # "large singular values": the top 10% of the rank (ours)
+
+
+def alignment(lab: Lab, arch: str, dataset: str, width: int) -> xr.Dataset:
+    """Subspace overlaps O_k (top and tail) of A with B naive / random-permuted / WM-permuted."""
+    spec = lab.spec(arch, dataset, width)
+    methods = ("naive", "random", "wm")
+    pairs = lab.scale.pairs
+    first = layer_svds(spec, lab.model(arch, dataset, width, pairs[0][0]))
+    layers, max_rank = [l.name for l in first], max(l.rank for l in first)
+    top = np.full((len(pairs), len(methods), len(layers), len(K_FRACTIONS)), np.nan)
+    tail = np.full_like(top, np.nan)
+    cosines = np.full((len(pairs), len(methods), len(layers), max_rank), np.nan)
+    for i, (sa, sb) in enumerate(pairs):
+        a = layer_svds(spec, lab.model(arch, dataset, width, sa))
+        b = lab.model(arch, dataset, width, sb)
+        gen = torch.Generator().manual_seed(7919 * sb + sa)
+        variants = {
+            "naive": [b],
+            "random": [apply_permutation(spec, random_perms(spec, b, gen), b) for _ in range(lab.scale.n_random)],
+            "wm": [lab.permuted("wm", arch, dataset, width, sa, sb)],
+        }
+        for j, method in enumerate(methods):
+            svds = [layer_svds(spec, v) for v in variants[method]]
+            for l, la in enumerate(a):
+                for q, frac in enumerate(K_FRACTIONS):
+                    top[i, j, l, q] = np.mean([side_overlaps(la, m[l], frac) for m in svds])
+                    tail[i, j, l, q] = np.mean([side_overlaps(la, m[l], frac, tail=True) for m in svds])
+                cos = torch.stack([vector_cosines(la, m[l]) for m in svds]).mean(0).cpu().numpy()
+                cosines[i, j, l, : len(cos)] = cos
+    dims = ("pair", "search", "layer", "k_fraction")
+    ds = xr.Dataset(
+        {
+            "overlap_top": (dims, top, {"long_name": "O_k of the top-k singular subspaces (permuted sides)", "units": "1"}),
+            "overlap_tail": (dims, tail, {"long_name": "O_k of the bottom-k singular subspaces (permuted sides)", "units": "1"}),
+            "rank_cosine": (("pair", "search", "layer", "rank"), cosines,
+                            {"long_name": "|cos(u_i^A, u_i^B)| * |cos(v_i^A, v_i^B)| per singular-value rank", "units": "1"}),
+        },
+        coords={"pair": [pair_label(*p) for p in pairs], "search": list(methods), "layer": layers,
+                "k_fraction": list(K_FRACTIONS), "rank": np.arange(max_rank)},
+    )
+    at = lambda var, m: ds[var].sel(search=m, k_fraction=TOP_FRACTION, drop=True).mean("layer")
+    ds["top_gain_vs_naive"] = (at("overlap_top", "wm") - at("overlap_top", "naive")).assign_attrs(units="1")
+    ds["top_gain_vs_random"] = (at("overlap_top", "wm") - at("overlap_top", "random")).assign_attrs(units="1")
+    ds["top_minus_tail_wm"] = (at("overlap_top", "wm") - at("overlap_tail", "wm")).assign_attrs(units="1")
+    return ds
+
+
+def merged(lab: Lab, arch: str, dataset: str, width: int, n: int, methods=("wm", "ste")) -> xr.Dataset:
+    """Test loss / accuracy of N models merged onto a reference by each method, per model set."""
+    data = lab.data(dataset)
+    model = lab.template(arch, dataset, width)
+    cols = ("naive",) + tuple(methods) + ("endpoints",)
+    loss = np.zeros((lab.scale.merge_sets, len(cols)))
+    acc = np.zeros_like(loss)
+    sets = []
+    for s in range(lab.scale.merge_sets):
+        seeds = lab.scale.merge_set(n, s)
+        sets.append("-".join(map(str, seeds)))
+        ref, others = seeds[0], seeds[1:]
+        members = {m: [lab.model(arch, dataset, width, ref)] + [lab.permuted(m, arch, dataset, width, ref, o) for o in others]
+                   for m in ("naive",) + tuple(methods)}
+        for c, col in enumerate(cols[:-1]):
+            loss[s, c], acc[s, c] = evaluate(model, average(members[col]), data.x_test, data.y_test)
+        ends = [evaluate(model, lab.model(arch, dataset, width, k), data.x_test, data.y_test) for k in seeds]
+        loss[s, -1], acc[s, -1] = np.mean([e[0] for e in ends]), np.mean([e[1] for e in ends])
+    ds = xr.Dataset(
+        {
+            "test_loss": (("model_set", "search"), loss, {"long_name": "test cross-entropy of the merged model", "units": "nats"}),
+            "test_accuracy": (("model_set", "search"), acc, {"long_name": "test accuracy of the merged model", "units": "1"}),
+        },
+        coords={"model_set": sets, "search": list(cols)},
+    )
+    ds["accuracy_gain_wm_over_ste"] = (ds.test_accuracy.sel(search="wm", drop=True) - ds.test_accuracy.sel(search="ste", drop=True)).assign_attrs(units="1")
+    ds["loss_gain_wm_over_ste"] = (ds.test_loss.sel(search="ste", drop=True) - ds.test_loss.sel(search="wm", drop=True)).assign_attrs(units="nats")
+    return ds

@@ -1,0 +1,1 @@
+"""Measurements: interpolation and barriers, distances, spectra."""

@@ -1,0 +1,70 @@
+"""Linear interpolation between two models and the loss / accuracy barrier.
+
+Barrier (Entezari et al. 2022; Ainsworth et al. 2023):
+    B = max_lam [ L(theta(lam)) - ((1 - lam) L(theta_A) + lam L(theta_B)) ].
+The accuracy barrier has the same form with accuracy and the sign flipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+Params = dict[str, torch.Tensor]
+
+DEFAULT_LAMBDAS = np.linspace(0.0, 1.0, 25)  # Git Re-Basin uses 25 points
+
+
+def lerp(a: Params, b: Params, lam: float) -> Params:
+    """(1 - lam) a + lam b for float tensors; integer buffers are taken from a."""
+    return {k: torch.lerp(a[k], b[k], lam) if a[k].is_floating_point() else a[k] for k in a}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor, batch: int = 2048):
+    """Mean cross-entropy and accuracy of `model` with `params` on (x, y)."""
+    model.eval()
+    loss, correct = 0.0, 0
+    for i in range(0, len(x), batch):
+        out = functional_call(model, params, (x[i : i + batch],))
+        loss += nn.functional.cross_entropy(out, y[i : i + batch], reduction="sum").item()
+        correct += (out.argmax(1) == y[i : i + batch]).sum().item()
+    return loss / len(x), correct / len(x)
+
+
+@dataclass
+class Curve:
+    """Loss and accuracy along the path, on one split."""
+
+    lambdas: np.ndarray
+    loss: np.ndarray
+    accuracy: np.ndarray
+
+    @property
+    def loss_barrier(self) -> float:
+        return barrier(self.lambdas, self.loss)
+
+    @property
+    def accuracy_barrier(self) -> float:
+        return barrier(self.lambdas, -self.accuracy)
+
+
+def chord(lambdas, first, last):
+    """(1 - lam) first + lam last, written so that first == last gives exactly first
+    (the barrier of a model with itself is then exactly zero). Works on numpy and xarray."""
+    return first + lambdas * (last - first)
+
+
+def barrier(lambdas: np.ndarray, values: np.ndarray) -> float:
+    """max over the grid of values minus the chord between the endpoints."""
+    return float(np.max(values - chord(lambdas, values[0], values[-1])))
+
+
+def interpolation_curve(model: nn.Module, a: Params, b: Params, x, y, lambdas=DEFAULT_LAMBDAS) -> Curve:
+    lambdas = np.asarray(lambdas, dtype=float)
+    pts = [evaluate(model, lerp(a, b, float(lam)), x, y) for lam in lambdas]
+    return Curve(lambdas, np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))

@@ -1,0 +1,260 @@
+"""pytest plugin: options, fixtures and hooks for claim tests.
+
+Kept thin and cheap to import (torch is imported inside fixtures). Under pytest-xdist,
+workers attach each claim's JSON record to its test report (user_properties travel with
+reports) and only the controller writes report.json / report.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .errors import LmcClaimsError
+
+RESULT_PROPERTY = "lmc_claims_result"
+
+
+@dataclass
+class ClaimsSession:
+    scale_name: str
+    device_name: str
+    cache_dir: Path | None
+    report_dir: Path
+    quiet: bool
+    is_worker: bool
+    records: list[dict] = field(default_factory=list)
+    device_label: str = ""
+
+
+_KEY = pytest.StashKey[ClaimsSession]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("lmc-claims", "linear mode connectivity claim tests (pytest -m claims)")
+    group.addoption("--claims-scale", default="ci", metavar="smoke|ci|paper",
+                    help="size of models, data and seed counts (default: ci, minutes on a CPU)")
+    group.addoption("--claims-device", default="auto", metavar="auto|cpu|cuda",
+                    help="where to train and measure (default: auto = cuda when present, else cpu)")
+    group.addoption("--claims-cache-dir", default=None, metavar="DIR",
+                    help="trained-model cache, kept between runs (default: $LMC_CLAIMS_CACHE or ~/.cache/lmc-claims)")
+    group.addoption("--claims-report-dir", default="reports", metavar="DIR",
+                    help="where report.md/.json, junit.xml and data/*.nc go (default: reports)")
+
+
+def claims_selected(config: pytest.Config) -> bool:
+    expr = config.option.markexpr or ""
+    return bool(re.search(r"\bclaims\b", expr)) and not re.search(r"\bnot\s+claims\b", expr)
+
+
+def _check_writable(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".lmc-claims-write-probe"
+        probe.write_text("ok")
+        probe.unlink()
+    except OSError as e:
+        raise LmcClaimsError(
+            f"The report directory {path} cannot be written ({e.strerror or e}).",
+            "pass a writable directory with --claims-report-dir.",
+        ) from None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "claims: a paper claim verified on trained networks (run with -m claims)")
+    opt = config.option
+    base = Path(config.invocation_params.dir)
+    report_dir = (base / opt.claims_report_dir).resolve()
+    session = ClaimsSession(
+        scale_name=opt.claims_scale,
+        device_name=opt.claims_device,
+        cache_dir=Path(opt.claims_cache_dir).expanduser() if opt.claims_cache_dir else None,
+        report_dir=report_dir,
+        quiet=config.get_verbosity() < 0,
+        is_worker=hasattr(config, "workerinput"),
+    )
+    config.stash[_KEY] = session
+    config.pluginmanager.register(_Hooks(session), "lmc-claims-hooks")
+    selected = claims_selected(config)
+    if selected or opt.claims_scale != "ci" or opt.claims_device != "auto":
+        try:
+            from .device import resolve_device
+            from .scales import get_scale
+
+            get_scale(opt.claims_scale)
+            session.device_label = str(resolve_device(opt.claims_device))
+            if selected and not session.is_worker:
+                _check_writable(report_dir)
+        except LmcClaimsError as e:
+            raise pytest.UsageError(str(e)) from None
+    if selected and not session.is_worker and getattr(opt, "xmlpath", None) is None:
+        opt.xmlpath = str(report_dir / "junit.xml")
+
+
+# -- fixtures -------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def claims_session(request) -> ClaimsSession:
+    return request.config.stash[_KEY]
+
+
+@pytest.fixture(scope="session")
+def claims_scale(claims_session):
+    from .scales import get_scale
+
+    return get_scale(claims_session.scale_name)
+
+
+@pytest.fixture(scope="session")
+def claims_lab(request, claims_session, claims_scale):
+    """Trained models and permutation searches, cached on disk and shared by all claim tests."""
+    from .device import resolve_device
+    from .lab import Lab, Progress
+    from .zoo import Zoo, default_cache_dir
+
+    try:
+        zoo = Zoo(claims_session.cache_dir or default_cache_dir())
+        device = resolve_device(claims_session.device_name)
+    except LmcClaimsError as e:
+        pytest.exit(str(e), returncode=4)
+    return Lab(claims_scale, device, zoo, Progress(quiet=claims_session.quiet, write=_terminal_writer(request.config)))
+
+
+def _terminal_writer(config: pytest.Config):
+    """Write a line to the terminal past pytest's output capture (as live logging does)."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    tr = config.pluginmanager.getplugin("terminalreporter")
+
+    def write(line: str) -> None:
+        if tr is None or capman is None:
+            return
+        with capman.global_and_fixture_disabled():
+            tr.ensure_newline()
+            tr.write_line(line)
+
+    return write
+
+
+def _safe_name(nodeid: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::", 1)[-1]).strip("_")
+
+
+@pytest.fixture
+def verify(request, claims_session, claims_lab):
+    """verify(claim_id, dataset, config=..., seeds=..., notes=...): judge the claim from the
+    dataset's per-seed statistics, write the netCDF (always), record the result, then
+    fail (fail), skip (inconclusive) or return (pass)."""
+    from .catalogue import get_claim
+    from .claims import FAIL, INCONCLUSIVE, judge, overall
+    from .results import attach_verdict, provenance, write_netcdf
+
+    def _verify(claim_id: str, ds, *, config: dict, seeds, notes: tuple[str, ...] = ()):
+        claim = get_claim(claim_id)
+        judgements = [judge(c, ds[c.statistic].values, claim.min_seeds) for c in claim.criteria]
+        verdict = overall(judgements)
+        params = dict(getattr(getattr(request.node, "callspec", None), "params", {}))
+        if "setting" in params:
+            params = dict(zip(("arch", "dataset", "width"), params.pop("setting")), **params)
+        prov = provenance(str(claims_lab.device), {"scale": claims_lab.scale.name, "params": params, **config}, seeds)
+        ds = attach_verdict(ds, claim, judgements, verdict, prov)
+        path = write_netcdf(ds, claims_session.report_dir / "data" / f"{_safe_name(request.node.nodeid)}.nc")
+        record = {
+            "nodeid": request.node.nodeid,
+            "id": claim.id,
+            "paper": claim.paper,
+            "section": claim.section,
+            "statement": claim.statement,
+            "metric": claim.metric,
+            "params": params,
+            "verdict": verdict,
+            "value": judgements[0].mean,
+            "criterion": "; ".join(j.criterion.text() for j in judgements),
+            "n_seeds": min(j.n for j in judgements),
+            "judgements": [j.as_dict() for j in judgements],
+            "notes": list(notes),
+            "data_file": str(path.relative_to(claims_session.report_dir)),
+        }
+        request.node.user_properties.append((RESULT_PROPERTY, json.dumps(record, default=float)))
+        detail = "; ".join(
+            f"{j.criterion.text()}: mean {j.mean:.4g} ± {j.std:.2g} (n={j.n}), bounds ({j.lower:.4g}, {j.upper:.4g}) -> {j.verdict}"
+            for j in judgements
+        )
+        if verdict == FAIL:
+            pytest.fail(f"claim {claim.id} does not hold here: {detail}", pytrace=False)
+        if verdict == INCONCLUSIVE:
+            pytest.skip(f"claim {claim.id} inconclusive: {detail}")
+        return judgements
+
+    return _verify
+
+
+# -- collecting and reporting: hooks of the per-run ClaimsSession -----------------
+
+def _record_from_report(report: pytest.TestReport) -> dict | None:
+    for name, value in report.user_properties:
+        if name == RESULT_PROPERTY:
+            record = json.loads(value)
+            record["duration_s"] = round(report.duration, 3)
+            return record
+    if report.failed and "claims" in report.keywords:
+        # Crashed before judging: still listed, so a broken claim cannot vanish from the report.
+        return {
+            "nodeid": report.nodeid, "id": report.nodeid.split("::")[-1].split("[")[0], "params": {},
+            "verdict": "error", "message": report.longreprtext[-2000:], "judgements": [], "n_seeds": 0,
+        }
+    return None
+
+
+class _Hooks:
+    def __init__(self, session: ClaimsSession):
+        self.cs = session
+        self.report: dict | None = None
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or (report.failed and "claims" in report.keywords):
+            record = _record_from_report(report)
+            if record is not None:
+                self.cs.records.append(record)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.cs.is_worker or not self.cs.records:
+            return
+        from .report import build_report, write_report
+        from .results import git_commit
+
+        self.report = build_report(self.cs.records, {"scale": self.cs.scale_name,
+                                                     "device": self.cs.device_label or self.cs.device_name,
+                                                     "git_commit": git_commit()})
+        write_report(self.report, self.cs.report_dir)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        if self.report is None:
+            return
+        from .report import format_table, summary_rows
+
+        tr = terminalreporter
+        tr.section("lmc-claims verification summary")
+        for line in format_table(summary_rows(self.report), ("claim", "parameters", "verdict", "key figure vs criterion")):
+            tr.write_line(line)
+        tr.write_line(f"report: {self.cs.report_dir / 'report.md'} (report.json, junit.xml and data/*.nc beside it)")
+
+
+# -- parametrization from the scale ---------------------------------------------------
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Claim tests asking for `setting` run once per architecture x dataset x width of the
+    scale; `n_models` (merge size) adds the scale's merge sizes."""
+    if "setting" not in metafunc.fixturenames:
+        return
+    from .scales import get_scale
+
+    scale = get_scale(metafunc.config.stash[_KEY].scale_name)
+    settings = [(a, d, w) for a in scale.archs for d in scale.datasets for w in scale.widths]
+    metafunc.parametrize("setting", settings, ids=[f"{a}-{d}-w{w}" for a, d, w in settings])
+    if "n_models" in metafunc.fixturenames:
+        metafunc.parametrize("n_models", scale.merge_sizes, ids=[f"N{n}" for n in scale.merge_sizes])

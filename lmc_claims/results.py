@@ -1,0 +1,141 @@
+"""Claim measurements as xarray Datasets, written atomically as netCDF4.
+
+Attribute values netCDF cannot hold (bool, dict, None, lists of mixed type) are
+sanitized first: a bad attribute fails *during* a write and would leave a partial
+file, so every file is written to a temporary name in the same directory and renamed.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+from . import __version__
+from .claims import VERDICTS, Claim, Judgement
+from .errors import LmcClaimsError
+
+ENGINE = "netcdf4"
+
+
+def sanitize_attr(value):
+    if isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if value is None:
+        return ""
+    if isinstance(value, (str, int, float, np.integer, np.floating)):
+        return value
+    if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return np.asarray(value)
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+def sanitize_attrs(attrs: dict) -> dict:
+    return {str(k): sanitize_attr(v) for k, v in attrs.items()}
+
+
+def git_commit(cwd: Path | None = None) -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=cwd, capture_output=True, text=True, timeout=5)
+        if out.returncode == 0:
+            return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return "unknown"
+
+
+def provenance(device: str, config: dict, seeds) -> dict:
+    return {
+        "package_version": __version__,
+        "git_commit": git_commit(),
+        "torch_version": torch.__version__,
+        "device": device,
+        "config": config,
+        "seeds": list(seeds),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def attach_verdict(ds: xr.Dataset, claim: Claim, judgements: list[Judgement], verdict: str, prov: dict) -> xr.Dataset:
+    """Add the judgement as variables over a `criterion` dimension and the claim as attributes."""
+    ds = ds.copy()
+    crit = np.arange(len(judgements))
+    code = lambda v: VERDICTS.index(v)
+    ds["criterion_text"] = ("criterion", np.array([j.criterion.text() for j in judgements], dtype=object))
+    ds["criterion_source"] = ("criterion", np.array([j.criterion.source for j in judgements], dtype=object))
+    for field, long in (("mean", "mean over seeds"), ("std", "standard deviation over seeds"),
+                        ("lower", "lower one-sided 95% bound"), ("upper", "upper one-sided 95% bound")):
+        ds[f"criterion_{field}"] = ("criterion", np.array([getattr(j, field) for j in judgements], float), {"long_name": long})
+    ds["criterion_threshold"] = ("criterion", np.array([j.criterion.threshold for j in judgements], float))
+    ds["criterion_n"] = ("criterion", np.array([j.n for j in judgements], np.int64), {"long_name": "number of seeds"})
+    ds["criterion_verdict"] = (
+        "criterion",
+        np.array([code(j.verdict) for j in judgements], np.int8),
+        {"flag_values": np.arange(len(VERDICTS), dtype=np.int8), "flag_meanings": " ".join(VERDICTS)},
+    )
+    ds = ds.assign_coords(criterion=crit)
+    ds.attrs.update(
+        {
+            "title": f"lmc-claims measurement for claim {claim.id}",
+            "claim_id": claim.id,
+            "paper": claim.paper,
+            "section": claim.section,
+            "statement": claim.statement,
+            "metric": claim.metric,
+            "min_seeds": claim.min_seeds,
+            "verdict": verdict,
+            "source": "lmc-claims",
+            "references": claim.paper,
+            **prov,
+        }
+    )
+    return ds
+
+
+def write_netcdf(ds: xr.Dataset, path: Path) -> Path:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise LmcClaimsError(
+            f"Cannot write results to {path.parent} ({e.strerror}).",
+            "pass a writable directory with --claims-report-dir.",
+        ) from None
+    try:
+        ds = ds.copy()
+        ds.attrs = sanitize_attrs(ds.attrs)
+        for name in ds.variables:
+            ds[name].attrs = sanitize_attrs(ds[name].attrs)
+        ds.to_netcdf(tmp, engine=ENGINE)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_netcdf(path: Path) -> xr.Dataset:
+    return xr.load_dataset(path, engine=ENGINE)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)

@@ -1,0 +1,74 @@
+"""A fixed, seeded training recipe: same config on the same device kind gives the same weights."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .data import TensorData
+from .models import build_model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    arch: str = "mlp"
+    dataset: str = "mnist5k"
+    width: int = 512
+    depth: int = 3  # hidden layers (MLP) / stages (conv nets)
+    seed: int = 0
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3  # Adam, as Git Re-Basin's MLP experiments
+    weight_decay: float = 0.0
+    n_train: int | None = None  # first n training examples; None = all
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    def label(self) -> str:
+        return f"{self.arch}-w{self.width}-{self.dataset}-seed{self.seed}"
+
+
+ProgressFn = Callable[[TrainConfig, int, float], None]
+
+
+def make_model(config: TrainConfig, data: TensorData) -> nn.Module:
+    return build_model(config.arch, data.input_shape, data.num_classes, config.width, config.depth)
+
+
+def train(config: TrainConfig, data: TensorData, device: torch.device, progress: ProgressFn | None = None):
+    """Train from scratch; returns the model's state dict on the CPU."""
+    # Seeds derived arithmetically (never from hash()) so they are stable across processes.
+    torch.manual_seed(config.seed)
+    model = make_model(config, data).to(device)
+    order = torch.Generator().manual_seed(1_000_003 * config.seed + 17)
+    x = data.x_train[: config.n_train].to(device)
+    y = data.y_train[: config.n_train].to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    steps_per_epoch = math.ceil(len(x) / config.batch_size)
+    total = steps_per_epoch * config.epochs
+    # Cosine decay to zero: ends in a well-settled minimum, which LMC results assume.
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    model.train()
+    for epoch in range(config.epochs):
+        idx = torch.randperm(len(x), generator=order).to(device)
+        running = torch.zeros((), device=device)
+        for i in range(steps_per_epoch):
+            b = idx[i * config.batch_size : (i + 1) * config.batch_size]
+            loss = nn.functional.cross_entropy(model(x[b]), y[b])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            running += loss.detach()
+        if progress is not None:
+            progress(config, epoch + 1, running.item() / steps_per_epoch)
+    final = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+    for k, v in final.items():
+        if v.is_floating_point() and not torch.isfinite(v).all():
+            raise FloatingPointError(f"training {config.label()} produced NaN/inf in {k}")
+    return final

@@ -1,0 +1,56 @@
+import math
+
+import pytest
+
+from lmc_claims.catalogue import CLAIMS, get_claim
+from lmc_claims.claims import FAIL, INCONCLUSIVE, PASS, Criterion, judge, overall
+from lmc_claims.errors import LmcClaimsError
+
+GE = Criterion("x", ">=", 0.7, source="test")
+LE = Criterion("x", "<=", 0.05, source="test")
+
+
+def test_clear_pass_clear_fail_and_undecided():
+    assert judge(GE, [0.90, 0.92, 0.91], 3).verdict == PASS
+    assert judge(GE, [0.40, 0.42, 0.41], 3).verdict == FAIL
+    assert judge(GE, [0.60, 0.95, 0.70], 3).verdict == INCONCLUSIVE
+    assert judge(LE, [0.01, 0.02, 0.015], 3).verdict == PASS
+    assert judge(LE, [0.30, 0.31, 0.29], 3).verdict == FAIL
+
+
+def test_too_few_seeds_is_inconclusive_never_a_pass():
+    assert judge(GE, [0.95, 0.96], 3).verdict == INCONCLUSIVE
+    assert judge(GE, [], 3).verdict == INCONCLUSIVE
+    assert judge(GE, [math.nan, 0.9, 0.9], 3).n == 2
+
+
+def test_one_sided_bound_uses_student_t():
+    j = judge(GE, [1.0, 2.0, 3.0], 3)
+    # t_{0.95, 2} = 2.919986; sd = 1; se = 1/sqrt(3)
+    assert j.lower == pytest.approx(2.0 - 2.919986 / math.sqrt(3), rel=1e-5)
+    assert j.upper == pytest.approx(2.0 + 2.919986 / math.sqrt(3), rel=1e-5)
+
+
+def test_exact_criteria_use_the_worst_seed():
+    exact = Criterion("x", "<=", 1e-9, source="test", exact=True)
+    assert judge(exact, [1e-15, 2e-15, 1e-16], 3).verdict == PASS
+    assert judge(exact, [1e-15, 1e-3, 1e-16], 3).verdict == FAIL
+
+
+def test_overall_verdict():
+    p, f, i = (judge(GE, v, 3) for v in ([0.9] * 3, [0.1] * 3, [0.6, 0.95, 0.7]))
+    assert overall([p, p]) == PASS
+    assert overall([p, i]) == INCONCLUSIVE
+    assert overall([i, f]) == FAIL
+
+
+def test_every_claim_declares_a_source_for_each_threshold():
+    for claim in CLAIMS.values():
+        assert claim.criteria and claim.min_seeds >= 3
+        for c in claim.criteria:
+            assert c.source and c.op in (">", ">=", "<", "<=")
+
+
+def test_unknown_claim_id_names_the_known_ones():
+    with pytest.raises(LmcClaimsError, match="ito2024-l2-distance"):
+        get_claim("no-such-claim")
