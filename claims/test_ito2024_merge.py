@@ -21,6 +21,7 @@ CLAIM = "ito2024-merge-wm-vs-ste"
 def test_wm_beats_ste_when_merging(setting, n_models, claims_lab, verify):
     arch, dataset, width = setting
     ds = measure.merged(claims_lab, arch, dataset, width, n_models)
-    seeds = sorted({s for i in range(claims_lab.scale.merge_sets) for s in claims_lab.scale.merge_set(n_models, i)})
+    run = claims_lab.run(arch, dataset)
+    seeds = sorted({s for i in range(claims_lab.scale.merge_sets) for s in claims_lab.scale.merge_set(run, n_models, i)})
     verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "width": width, "n_models": n_models,
                               "ste": str(claims_lab.scale.ste)}, seeds=seeds)

@@ -6,13 +6,14 @@ import argparse
 import json
 import sys
 from dataclasses import asdict
+from pathlib import Path
 
 from .errors import LmcClaimsError
 
 
 def catalogue() -> dict:
     from .catalogue import CLAIMS
-    from .data import DATASETS
+    from .data import DATASETS, describe
     from .models import ARCHITECTURES
     from .scales import SCALES
 
@@ -23,8 +24,8 @@ def catalogue() -> dict:
             for c in CLAIMS.values()
         ],
         "architectures": [{"name": a.name, "description": a.description} for a in ARCHITECTURES.values()],
-        "datasets": [{"name": n, "description": (f.__doc__ or "").strip()} for n, f in DATASETS.items()],
-        "scales": [dict(asdict(s), ste=asdict(s.ste), n_models=s.n_models) for s in SCALES.values()],
+        "datasets": [{"name": n, "description": describe(n)} for n in DATASETS],
+        "scales": [asdict(s) for s in SCALES.values()],
     }
 
 
@@ -45,8 +46,60 @@ def cmd_list(args) -> int:
         print(f"  {d['name']:<28} {d['description']}")
     print("Scales (--claims-scale):")
     for s in cat["scales"]:
-        print(f"  {s['name']:<28} widths {s['widths']}, {s['epochs']} epochs, {s['n_pairs']} pairs, "
-              f"merge sizes {s['merge_sizes']} x {s['merge_sets']} sets")
+        runs = "; ".join(f"{r['arch']} on {r['dataset']} widths {tuple(r['widths'])} {r['epochs']} epochs" for r in s["runs"])
+        print(f"  {s['name']:<28} {runs}; {s['n_pairs']} pairs, {s['merge_sets']} merge sets")
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report import format_table, rebuild_report, summary_rows
+
+    report = rebuild_report(Path(args.report_dir))
+    for line in format_table(summary_rows(report), ("claim", "parameters", "verdict", "key figure vs criterion")):
+        print(line)
+    for warning in report["warnings"]:
+        print(f"lmc-claims: warning: {warning}", file=sys.stderr)
+    n_figures = sum(len(r.get("figures", [])) for r in report["claims"]) + sum(map(len, report["claim_figures"].values()))
+    print(f"rebuilt {args.report_dir}: report.html, report.md, report.json and {n_figures} figures "
+          f"from {sum(1 for r in report['claims'] if r.get('data_file'))} data files")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from .report import format_table
+    from .report.compare import HEADER, compare_reports, load_report, summary_line, table_rows
+
+    a, b = load_report(Path(args.run_a)), load_report(Path(args.run_b))
+    rows = compare_reports(a, b)
+    for name, path, rep in (("A", args.run_a, a), ("B", args.run_b, b)):
+        print(f"{name}: {path} (scale {rep.get('scale')}, commit {rep.get('git_commit')}, {rep.get('created')})")
+    print()
+    for line in format_table(table_rows(rows), HEADER):
+        print(line)
+    print()
+    print(summary_line(rows))
+    return 1 if any(r.regression for r in rows) else 0
+
+
+def cmd_datasets(args) -> int:
+    from .data import DATASETS, EMBEDDED, availability, data_root, describe, set_data_root
+
+    if args.data_root:
+        set_data_root(args.data_root)
+    rows = []
+    for name in DATASETS:
+        problem = availability(name)
+        rows.append({"name": name, "description": describe(name), "embedded": name in EMBEDDED,
+                     "present": problem is None, "problem": problem})
+    if args.json:
+        print(json.dumps({"data_root": str(data_root().resolve()), "datasets": rows}, indent=1))
+        return 0
+    print(f"Data root: {data_root().resolve()} (--data-root, $LMC_CLAIMS_DATA or ./datasets)")
+    for r in rows:
+        state = "embedded" if r["embedded"] else ("present" if r["present"] else "MISSING")
+        print(f"  {r['name']:<14} {state:<9} {r['description']}")
+        if r["problem"]:
+            print(f"  {'':<14} {'':<9} {r['problem']}")
     return 0
 
 
@@ -57,6 +110,20 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="the claims, architectures, datasets and scales that exist")
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
     p.set_defaults(func=cmd_list)
+    p = sub.add_parser("datasets", help="which datasets are present in the data root and which are missing")
+    p.add_argument("--data-root", default=None, help="the data root to inspect (default: $LMC_CLAIMS_DATA or ./datasets)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+    p.set_defaults(func=cmd_datasets)
+    p = sub.add_parser("report", help="rebuild report.json, report.md, report.html and figures/ from the data/*.nc files "
+                       "of a report directory (no training)")
+    p.add_argument("report_dir", nargs="?", default="reports", metavar="REPORT_DIR",
+                   help="a directory written by `pytest -m claims` (default: reports)")
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("compare", help="which verdicts and key figures changed between two report directories; "
+                       "exit status 1 when a claim that passed in RUN_A fails in RUN_B")
+    p.add_argument("run_a", metavar="RUN_A", help="the earlier report directory")
+    p.add_argument("run_b", metavar="RUN_B", help="the later report directory")
+    p.set_defaults(func=cmd_compare)
     return parser
 
 

@@ -1,19 +1,23 @@
 """Datasets as whole tensors (small data: no DataLoader, no workers).
 
 Every loader returns a `TensorData` split deterministically into train and test.
-Nothing is ever downloaded at run time.
+Nothing is ever downloaded at run time: embedded datasets ship inside packages, the
+others are read from the data root (`--claims-data-root`, $LMC_CLAIMS_DATA, or ./datasets)
+after their files are verified.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from .errors import unknown_name
+from .errors import LmcClaimsError, unknown_name
 
 SPLIT_SEED = 20240206  # fixed: the train/test split is part of the dataset's identity
 
@@ -85,17 +89,155 @@ def load_digits() -> TensorData:
     return _split("digits", d.data / 16.0, d.target, 0.2, (1, 8, 8))
 
 
+def load_mnist1d() -> TensorData:
+    """MNIST-1D (Greydanus 2020), generated locally by the mnist1d package: 4,000 train / 1,000 test, length 40."""
+    from mnist1d.data import get_dataset_args, make_dataset
+
+    d = make_dataset(get_dataset_args())  # procedural: no download
+    x = np.concatenate([d["x"], d["x_test"]]).astype(np.float32)
+    y = np.concatenate([d["y"], d["y_test"]])
+    return _split("mnist1d", x, y, 0.2, (40,))
+
+
+# -- datasets read from the data root ------------------------------------------------
+
+_DATA_ROOT: list[Path] = []
+
+
+def set_data_root(path) -> None:
+    _DATA_ROOT[:] = [Path(path).expanduser()]
+
+
+def data_root() -> Path:
+    if _DATA_ROOT:
+        return _DATA_ROOT[0]
+    return Path(os.environ.get("LMC_CLAIMS_DATA", "datasets")).expanduser()
+
+
+@dataclass(frozen=True)
+class FileCheck:
+    relpath: str
+    size: int | None = None  # exact size in bytes
+    md5: str | None = None
+
+    def problem(self, root: Path) -> str | None:
+        path = root / self.relpath
+        if not path.exists():
+            return f"missing {path}"
+        if self.size is not None and path.stat().st_size != self.size:
+            return f"{path} has {path.stat().st_size} bytes, expected {self.size} (truncated or wrong file)"
+        if self.md5 is not None:
+            h = hashlib.md5()
+            with open(path, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+            if h.hexdigest() != self.md5:
+                return f"{path} fails its md5 checksum (corrupt or wrong file)"
+        return None
+
+
+def _idx_files(folder: str) -> tuple[FileCheck, ...]:
+    # IDX format: 16-byte header + 28*28 bytes per image, 8-byte header + 1 byte per label.
+    return tuple(
+        FileCheck(f"{folder}/raw/{name}", size)
+        for name, size in (
+            ("train-images-idx3-ubyte", 16 + 60000 * 784), ("train-labels-idx1-ubyte", 8 + 60000),
+            ("t10k-images-idx3-ubyte", 16 + 10000 * 784), ("t10k-labels-idx1-ubyte", 8 + 10000),
+        )
+    )
+
+
+def _cifar_files() -> tuple[FileCheck, ...]:
+    from torchvision.datasets import CIFAR10
+
+    listed = CIFAR10.train_list + CIFAR10.test_list + [[CIFAR10.meta["filename"], CIFAR10.meta["md5"]]]
+    return tuple(FileCheck(f"{CIFAR10.base_folder}/{name}", md5=md5) for name, md5 in listed)
+
+
+@dataclass(frozen=True)
+class RootDataset:
+    name: str
+    description: str
+    files: Callable[[], tuple[FileCheck, ...]]
+    how_to_get: str
+
+    def problems(self) -> list[str]:
+        root = data_root()
+        return [p for f in self.files() if (p := f.problem(root)) is not None]
+
+    def missing_message(self) -> str:
+        return (f"Dataset {self.name!r} is not usable in the data root {data_root().resolve()}: "
+                + "; ".join(self.problems()[:3]) + f". {self.how_to_get}")
+
+
+_TV_HINT = ("On a machine with internet: python -c \"import torchvision; torchvision.datasets.{cls}('DATA_ROOT', "
+            "download=True)\", then copy DATA_ROOT/{folder} into the data root (--claims-data-root or ./datasets).")
+
+ROOT_DATASETS: dict[str, RootDataset] = {
+    "mnist": RootDataset("mnist", "MNIST, 60,000 train / 10,000 test (torchvision layout)", lambda: _idx_files("MNIST"),
+                         _TV_HINT.format(cls="MNIST", folder="MNIST")),
+    "fashion_mnist": RootDataset("fashion_mnist", "Fashion-MNIST, 60,000 / 10,000 (torchvision layout)",
+                                 lambda: _idx_files("FashionMNIST"), _TV_HINT.format(cls="FashionMNIST", folder="FashionMNIST")),
+    "cifar10": RootDataset("cifar10", "CIFAR-10, 50,000 / 10,000 (torchvision layout, md5-checked)", _cifar_files,
+                           _TV_HINT.format(cls="CIFAR10", folder="cifar-10-batches-py")),
+}
+
+
+def _from_torchvision(name: str) -> TensorData:
+    import torchvision.datasets as tvd
+
+    ds = ROOT_DATASETS[name]
+    problems = ds.problems()
+    if problems:
+        raise LmcClaimsError(ds.missing_message(), "put the verified files in place (`lmc-claims datasets` lists them).")
+    cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
+    root = str(data_root())
+    train, test = cls(root, train=True, download=False), cls(root, train=False, download=False)
+
+    def arrays(d):
+        x = np.asarray(d.data, dtype=np.float32) / 255.0
+        x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # (N, C, H, W)
+        return x, np.asarray(d.targets, dtype=np.int64)
+
+    (xtr, ytr), (xte, yte) = arrays(train), arrays(test)
+    order = np.random.default_rng(SPLIT_SEED).permutation(len(xtr))  # subsets take the first n
+    xtr, ytr = xtr[order], ytr[order]
+    mean = xtr.mean(axis=(0, 2, 3), keepdims=True)
+    std = xtr.std(axis=(0, 2, 3), keepdims=True)
+    t = lambda a: torch.from_numpy(np.ascontiguousarray((a - mean) / std))
+    return TensorData(name, t(xtr), torch.from_numpy(ytr), t(xte), torch.from_numpy(yte), 10)
+
+
 DATASETS: dict[str, Callable[[], TensorData]] = {
     "mnist5k": load_mnist5k,
     "digits": load_digits,
+    "mnist1d": load_mnist1d,
+    **{name: (lambda n=name: _from_torchvision(n)) for name in ROOT_DATASETS},
 }
+EMBEDDED = ("mnist5k", "digits", "mnist1d")
 
 _CACHE: dict[str, TensorData] = {}
 
 
-def load_dataset(name: str) -> TensorData:
+def describe(name: str) -> str:
+    return ROOT_DATASETS[name].description if name in ROOT_DATASETS else (DATASETS[name].__doc__ or "").strip()
+
+
+def check_dataset_name(name: str) -> None:
     if name not in DATASETS:
         raise unknown_name("dataset", name, DATASETS)
+
+
+def availability(name: str) -> str | None:
+    """None when the dataset can be loaded, else a message saying where to put which files."""
+    check_dataset_name(name)
+    if name in ROOT_DATASETS and ROOT_DATASETS[name].problems():
+        return ROOT_DATASETS[name].missing_message()
+    return None
+
+
+def load_dataset(name: str) -> TensorData:
+    check_dataset_name(name)
     if name not in _CACHE:
         _CACHE[name] = DATASETS[name]()
     return _CACHE[name]

@@ -1,7 +1,7 @@
 """The session's workbench: data, trained models and permutation searches for claim tests.
 
 Everything expensive goes through the content-addressed zoo (so a second run reuses it)
-and is memoised in-process (so several claims share one model or matching).
+and is memoised in-process (so several claims share one model, matching or measurement).
 """
 
 from __future__ import annotations
@@ -17,10 +17,12 @@ from torch import nn
 from .data import TensorData, load_dataset
 from .matching.ste import ste_matching
 from .matching.weight import weight_matching
-from .models import get_architecture
+from .metrics.interpolation import has_batchnorm
+from .models.registry import get_architecture
 from .permutation.apply import Params, Perms, apply_permutation
+from .permutation.derive import derive_spec
 from .permutation.spec import PermutationSpec
-from .scales import Scale
+from .scales import Run, Scale
 from .training import TrainConfig, make_model, train
 from .zoo import Zoo
 
@@ -45,81 +47,107 @@ class Lab:
         self.progress = progress or Progress(quiet=True)
         self._memo: dict = {}
 
-    # -- data ---------------------------------------------------------------
-    def data(self, dataset: str) -> TensorData:
-        key = ("data", dataset)
+    def memo(self, key: tuple, compute: Callable):
+        """Compute once per session (measurements shared by several claims)."""
         if key not in self._memo:
-            full = load_dataset(dataset)
-            sub = full.subset(self.scale.n_train, self.scale.n_test)
-            self._memo[key] = TensorData(sub.name, *(t.to(self.device) for t in
-                                         (sub.x_train, sub.y_train, sub.x_test, sub.y_test)), sub.num_classes)
+            self._memo[key] = compute()
         return self._memo[key]
+
+    def run(self, arch: str, dataset: str) -> Run:
+        return self.scale.run(arch, dataset)
+
+    # -- data ---------------------------------------------------------------
+    def data(self, arch: str, dataset: str) -> TensorData:
+        run = self.run(arch, dataset)
+
+        def load():
+            sub = load_dataset(dataset).subset(run.n_train, run.n_test)
+            return TensorData(sub.name, *(t.to(self.device) for t in (sub.x_train, sub.y_train, sub.x_test, sub.y_test)),
+                              sub.num_classes)
+
+        return self.memo(("data", dataset, run.n_train, run.n_test), load)
+
+    def eval_sets(self, arch: str, dataset: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """The train and test splits used for curves and barriers."""
+        d, n = self.data(arch, dataset), self.run(arch, dataset).n_eval_train
+        return {"train": (d.x_train[:n], d.y_train[:n]), "test": (d.x_test, d.y_test)}
+
+    def bn_data(self, arch: str, dataset: str, width: int) -> torch.Tensor | None:
+        """Training inputs for resetting BatchNorm statistics, or None for nets without BN."""
+        if not has_batchnorm(self.template(arch, dataset, width)):
+            return None
+        return self.eval_sets(arch, dataset)["train"][0]
 
     # -- models -------------------------------------------------------------
     def train_config(self, arch: str, dataset: str, width: int, seed: int) -> TrainConfig:
-        s = self.scale
-        return TrainConfig(arch=arch, dataset=dataset, width=width, depth=s.depth, seed=seed,
-                           epochs=s.epochs, batch_size=s.batch_size, n_train=s.n_train)
+        run = self.run(arch, dataset)
+        return TrainConfig(arch=arch, dataset=dataset, width=width, seed=seed, epochs=run.epochs,
+                           batch_size=run.batch_size, lr=run.lr, n_train=run.n_train)
 
     def template(self, arch: str, dataset: str, width: int) -> nn.Module:
-        key = ("template", arch, dataset, width)
-        if key not in self._memo:
-            self._memo[key] = make_model(self.train_config(arch, dataset, width, 0), self.data(dataset)).to(self.device)
-        return self._memo[key]
+        return self.memo(("template", arch, dataset, width), lambda: make_model(
+            self.train_config(arch, dataset, width, 0), self.data(arch, dataset)).to(self.device))
 
     def spec(self, arch: str, dataset: str, width: int) -> PermutationSpec:
-        return get_architecture(arch).spec(self.template(arch, dataset, width))
+        def build():
+            model = self.template(arch, dataset, width)
+            hand = get_architecture(arch).spec
+            return hand(model) if hand is not None else derive_spec(model, self.data(arch, dataset).x_train[:2])
+
+        return self.memo(("spec", arch, dataset, width), build)
 
     def model(self, arch: str, dataset: str, width: int, seed: int) -> Params:
-        key = ("model", arch, dataset, width, seed)
-        if key not in self._memo:
-            cfg = self.train_config(arch, dataset, width, seed)
-            data = self.data(dataset)
-            zoo_cfg = {"train": cfg.as_dict(), "data": data.fingerprint()}
+        cfg = self.train_config(arch, dataset, width, seed)
+        data = self.data(arch, dataset)
 
-            def build():
-                t0 = time.perf_counter()
-                sd = train(cfg, data, self.device)
-                self.progress(f"trained {cfg.label()}: {cfg.epochs} epochs in {time.perf_counter() - t0:.1f} s")
-                return sd
+        def build():
+            t0 = time.perf_counter()
+            last = {}
+            sd = train(cfg, data, self.device, progress=lambda c, epoch, loss: last.update(epoch=epoch, loss=loss))
+            self.progress(f"trained {cfg.label()}: epoch {last['epoch']}/{cfg.epochs}, "
+                          f"loss {last['loss']:.4f}, {time.perf_counter() - t0:.1f} s")
+            return sd
 
-            sd, _ = self.zoo.fetch("model", zoo_cfg, self.device.type, build)
-            self._memo[key] = {k: v.to(self.device) for k, v in sd.items()}
-        return self._memo[key]
+        def fetch():
+            sd, _ = self.zoo.fetch("model", {"train": cfg.as_dict(), "data": data.fingerprint()}, self.device.type, build)
+            return {k: v.to(self.device) for k, v in sd.items()}
+
+        return self.memo(("model", arch, dataset, width, seed), fetch)
 
     # -- permutation searches -------------------------------------------------
     def match(self, method: str, arch: str, dataset: str, width: int, seed_a: int, seed_b: int) -> Perms:
         """Permutation of model seed_b onto model seed_a found by `method` ("wm" or "ste")."""
-        key = ("match", method, arch, dataset, width, seed_a, seed_b)
-        if key in self._memo:
-            return self._memo[key]
-        a = self.model(arch, dataset, width, seed_a)
-        b = self.model(arch, dataset, width, seed_b)
-        spec = self.spec(arch, dataset, width)
-        data = self.data(dataset)
-        cfg = {
-            "method": method,
-            "a": self.train_config(arch, dataset, width, seed_a).as_dict(),
-            "b": self.train_config(arch, dataset, width, seed_b).as_dict(),
-            "data": data.fingerprint(),
-            "ste": asdict(self.scale.ste) if method == "ste" else None,
-        }
+        if method not in ("wm", "ste"):
+            raise ValueError(f"unknown matching method {method!r}")
 
-        def build():
-            t0 = time.perf_counter()
-            if method == "wm":
-                res = weight_matching(spec, a, b, seed=seed_a * 1000 + seed_b)
-            elif method == "ste":
-                res = ste_matching(spec, self.template(arch, dataset, width), a, b, data.x_train, data.y_train, self.scale.ste)
-            else:
-                raise ValueError(f"unknown matching method {method!r}")
-            label = f"{arch}-w{width}-{dataset} seeds {seed_b}->{seed_a}"
-            self.progress(f"{method} matching {label}: {time.perf_counter() - t0:.1f} s")
-            return {p: v.cpu() for p, v in res.perms.items()}
+        def fetch():
+            a = self.model(arch, dataset, width, seed_a)
+            b = self.model(arch, dataset, width, seed_b)
+            spec = self.spec(arch, dataset, width)
+            data = self.data(arch, dataset)
+            cfg = {
+                "method": method,
+                "a": self.train_config(arch, dataset, width, seed_a).as_dict(),
+                "b": self.train_config(arch, dataset, width, seed_b).as_dict(),
+                "data": data.fingerprint(),
+                "ste": asdict(self.scale.ste) if method == "ste" else None,
+            }
 
-        perms, _ = self.zoo.fetch("match", cfg, self.device.type, build)
-        self._memo[key] = {p: v.to(self.device) for p, v in perms.items()}
-        return self._memo[key]
+            def build():
+                t0 = time.perf_counter()
+                if method == "wm":
+                    res = weight_matching(spec, a, b, seed=seed_a * 1000 + seed_b)
+                else:
+                    res = ste_matching(spec, self.template(arch, dataset, width), a, b,
+                                       data.x_train, data.y_train, self.scale.ste)
+                self.progress(f"{method} matching {arch}-w{width}-{dataset} seeds {seed_b}->{seed_a}: "
+                              f"{time.perf_counter() - t0:.1f} s")
+                return {p: v.cpu() for p, v in res.perms.items()}
+
+            perms, _ = self.zoo.fetch("match", cfg, self.device.type, build)
+            return {p: v.to(self.device) for p, v in perms.items()}
+
+        return self.memo(("match", method, arch, dataset, width, seed_a, seed_b), fetch)
 
     def permuted(self, method: str, arch: str, dataset: str, width: int, seed_a: int, seed_b: int) -> Params:
         b = self.model(arch, dataset, width, seed_b)

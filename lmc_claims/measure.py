@@ -9,7 +9,7 @@ import xarray as xr
 from .lab import Lab
 from .matching.merge import average
 from .metrics.distance import l2_distance
-from .metrics.interpolation import DEFAULT_LAMBDAS, chord, evaluate, interpolation_curve
+from .metrics.interpolation import DEFAULT_LAMBDAS, chord, evaluate, interpolation_curve, reset_bn_stats
 from .metrics.spectral import layer_svds, side_overlaps, vector_cosines
 from .permutation.apply import apply_permutation, random_perms
 
@@ -21,8 +21,15 @@ def pair_label(a: int, b: int) -> str:
 
 
 def interpolation(lab: Lab, arch: str, dataset: str, width: int, methods=("naive", "wm")) -> xr.Dataset:
-    """Loss / accuracy along the path A -> pi(B) for every pair, method and split, with barriers."""
-    data = lab.data(dataset)
+    """Loss / accuracy along the path A -> pi(B) for every pair, method and split, with barriers.
+    BatchNorm statistics are reset on training data at every point (Git Re-Basin / REPAIR)."""
+    return lab.memo(("interpolation", arch, dataset, width, methods),
+                    lambda: _interpolation(lab, arch, dataset, width, methods))
+
+
+def _interpolation(lab: Lab, arch: str, dataset: str, width: int, methods) -> xr.Dataset:
+    splits = lab.eval_sets(arch, dataset)
+    bn_data = lab.bn_data(arch, dataset, width)
     model = lab.template(arch, dataset, width)
     pairs = lab.scale.pairs
     lams = DEFAULT_LAMBDAS
@@ -32,8 +39,8 @@ def interpolation(lab: Lab, arch: str, dataset: str, width: int, methods=("naive
         a = lab.model(arch, dataset, width, sa)
         for j, method in enumerate(methods):
             b = lab.permuted(method, arch, dataset, width, sa, sb)
-            for k, (x, y) in enumerate(((data.x_train, data.y_train), (data.x_test, data.y_test))):
-                c = interpolation_curve(model, a, b, x, y, lams)
+            for k, split in enumerate(SPLITS):
+                c = interpolation_curve(model, a, b, *splits[split], lams, bn_data=bn_data)
                 loss[i, j, k], acc[i, j, k] = c.loss, c.accuracy
     dims = ("pair", "search", "split", "lam")
     coords = {"pair": [pair_label(*p) for p in pairs], "search": list(methods), "split": list(SPLITS), "lam": lams}
@@ -43,6 +50,8 @@ def interpolation(lab: Lab, arch: str, dataset: str, width: int, methods=("naive
             "accuracy": (dims, acc, {"long_name": "accuracy along the path", "units": "1"}),
         },
         coords=coords,
+        attrs={"batchnorm_reset": int(bn_data is not None), "n_train_eval": len(splits["train"][1]),
+               "n_test_eval": len(splits["test"][1])},
     )
     line = lambda v: chord(ds.lam, v.isel(lam=0, drop=True), v.isel(lam=-1, drop=True))
     ds["loss_barrier"] = (ds.loss - line(ds.loss)).max("lam").assign_attrs(
@@ -53,7 +62,8 @@ def interpolation(lab: Lab, arch: str, dataset: str, width: int, methods=("naive
 
 
 def distances(lab: Lab, arch: str, dataset: str, width: int) -> xr.Dataset:
-    """L2 distance naive, after WM and after random permutations, per pair."""
+    """L2 distance naive, after WM and after random permutations, per pair (over every
+    permuted parameter: weights, biases and normalisation affine parameters and statistics)."""
     spec = lab.spec(arch, dataset, width)
     rows = []
     for sa, sb in lab.scale.pairs:
@@ -127,22 +137,27 @@ def alignment(lab: Lab, arch: str, dataset: str, width: int) -> xr.Dataset:
 
 
 def merged(lab: Lab, arch: str, dataset: str, width: int, n: int, methods=("wm", "ste")) -> xr.Dataset:
-    """Test loss / accuracy of N models merged onto a reference by each method, per model set."""
-    data = lab.data(dataset)
+    """Test loss / accuracy of N models merged onto a reference by each method, per model set.
+    BatchNorm statistics of every merged model are reset on training data."""
+    x_test, y_test = lab.eval_sets(arch, dataset)["test"]
+    bn_data = lab.bn_data(arch, dataset, width)
     model = lab.template(arch, dataset, width)
+    run = lab.run(arch, dataset)
     cols = ("naive",) + tuple(methods) + ("endpoints",)
     loss = np.zeros((lab.scale.merge_sets, len(cols)))
     acc = np.zeros_like(loss)
     sets = []
     for s in range(lab.scale.merge_sets):
-        seeds = lab.scale.merge_set(n, s)
+        seeds = lab.scale.merge_set(run, n, s)
         sets.append("-".join(map(str, seeds)))
         ref, others = seeds[0], seeds[1:]
-        members = {m: [lab.model(arch, dataset, width, ref)] + [lab.permuted(m, arch, dataset, width, ref, o) for o in others]
-                   for m in ("naive",) + tuple(methods)}
         for c, col in enumerate(cols[:-1]):
-            loss[s, c], acc[s, c] = evaluate(model, average(members[col]), data.x_test, data.y_test)
-        ends = [evaluate(model, lab.model(arch, dataset, width, k), data.x_test, data.y_test) for k in seeds]
+            members = [lab.model(arch, dataset, width, ref)] + [lab.permuted(col, arch, dataset, width, ref, o) for o in others]
+            params = average(members)
+            if bn_data is not None:
+                params = reset_bn_stats(model, params, bn_data)
+            loss[s, c], acc[s, c] = evaluate(model, params, x_test, y_test)
+        ends = [evaluate(model, lab.model(arch, dataset, width, k), x_test, y_test) for k in seeds]
         loss[s, -1], acc[s, -1] = np.mean([e[0] for e in ends]), np.mean([e[1] for e in ends])
     ds = xr.Dataset(
         {
@@ -150,6 +165,7 @@ def merged(lab: Lab, arch: str, dataset: str, width: int, n: int, methods=("wm",
             "test_accuracy": (("model_set", "search"), acc, {"long_name": "test accuracy of the merged model", "units": "1"}),
         },
         coords={"model_set": sets, "search": list(cols)},
+        attrs={"batchnorm_reset": int(bn_data is not None)},
     )
     ds["accuracy_gain_wm_over_ste"] = (ds.test_accuracy.sel(search="wm", drop=True) - ds.test_accuracy.sel(search="ste", drop=True)).assign_attrs(units="1")
     ds["loss_gain_wm_over_ste"] = (ds.test_loss.sel(search="ste", drop=True) - ds.test_loss.sel(search="wm", drop=True)).assign_attrs(units="nats")

@@ -22,13 +22,29 @@ RESULT_PROPERTY = "lmc_claims_result"
 @dataclass
 class ClaimsSession:
     scale_name: str
+    archs: list[str] | None
     device_name: str
     cache_dir: Path | None
     report_dir: Path
+    datasets: list[str] | None
+    data_root: str | None
     quiet: bool
     is_worker: bool
     records: list[dict] = field(default_factory=list)
     device_label: str = ""
+
+    def scale(self):
+        """The scale, restricted to / extended with --claims-arch and --claims-dataset (validated)."""
+        from .data import check_dataset_name
+        from .models.registry import get_architecture
+        from .scales import get_scale
+
+        scale = get_scale(self.scale_name)
+        for a in self.archs or ():
+            get_architecture(a)
+        for d in self.datasets or ():
+            check_dataset_name(d)
+        return scale.select(self.archs, self.datasets)
 
 
 _KEY = pytest.StashKey[ClaimsSession]()
@@ -44,6 +60,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="trained-model cache, kept between runs (default: $LMC_CLAIMS_CACHE or ~/.cache/lmc-claims)")
     group.addoption("--claims-report-dir", default="reports", metavar="DIR",
                     help="where report.md/.json, junit.xml and data/*.nc go (default: reports)")
+    group.addoption("--claims-arch", "--arch", default=None, metavar="NAME[,NAME]",
+                    help="architectures to verify instead of the scale's: built-in names (`lmc-claims list`), "
+                    "mlp-dN, an import path module.sub:factory, or an `lmc_claims.architectures` entry point")
+    group.addoption("--claims-dataset", default=None, metavar="NAME[,NAME]",
+                    help="datasets to verify on instead of the scale's (`lmc-claims datasets`)")
+    group.addoption("--claims-data-root", default=None, metavar="DIR",
+                    help="where downloaded datasets live (default: $LMC_CLAIMS_DATA or ./datasets)")
 
 
 def claims_selected(config: pytest.Config) -> bool:
@@ -70,8 +93,12 @@ def pytest_configure(config: pytest.Config) -> None:
     opt = config.option
     base = Path(config.invocation_params.dir)
     report_dir = (base / opt.claims_report_dir).resolve()
+    split = lambda v: [x.strip() for x in v.split(",") if x.strip()] if v else None
     session = ClaimsSession(
         scale_name=opt.claims_scale,
+        archs=split(opt.claims_arch),
+        datasets=split(opt.claims_dataset),
+        data_root=opt.claims_data_root,
         device_name=opt.claims_device,
         cache_dir=Path(opt.claims_cache_dir).expanduser() if opt.claims_cache_dir else None,
         report_dir=report_dir,
@@ -81,12 +108,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_KEY] = session
     config.pluginmanager.register(_Hooks(session), "lmc-claims-hooks")
     selected = claims_selected(config)
-    if selected or opt.claims_scale != "ci" or opt.claims_device != "auto":
+    if selected or opt.claims_scale != "ci" or opt.claims_device != "auto" or session.archs or session.datasets:
         try:
+            from .data import set_data_root
             from .device import resolve_device
-            from .scales import get_scale
 
-            get_scale(opt.claims_scale)
+            if session.data_root:
+                set_data_root(session.data_root)
+            session.scale()  # validates scale, architecture and dataset names
             session.device_label = str(resolve_device(opt.claims_device))
             if selected and not session.is_worker:
                 _check_writable(report_dir)
@@ -105,9 +134,7 @@ def claims_session(request) -> ClaimsSession:
 
 @pytest.fixture(scope="session")
 def claims_scale(claims_session):
-    from .scales import get_scale
-
-    return get_scale(claims_session.scale_name)
+    return claims_session.scale()
 
 
 @pytest.fixture(scope="session")
@@ -214,6 +241,7 @@ class _Hooks:
     def __init__(self, session: ClaimsSession):
         self.cs = session
         self.report: dict | None = None
+        self.error: str | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.failed and "claims" in report.keywords):
@@ -224,37 +252,57 @@ class _Hooks:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.cs.is_worker or not self.cs.records:
             return
-        from .report import build_report, write_report
+        # The same code path as `lmc-claims report`: records are rebuilt from the netCDF files just
+        # written; the run adds what only it knows (node ids, notes, durations, crashed tests).
+        from .report import write_report
         from .results import git_commit
 
-        self.report = build_report(self.cs.records, {"scale": self.cs.scale_name,
-                                                     "device": self.cs.device_label or self.cs.device_name,
-                                                     "git_commit": git_commit()})
-        write_report(self.report, self.cs.report_dir)
+        try:
+            self.report = write_report(self.cs.report_dir, self.cs.records,
+                                       {"scale": self.cs.scale_name, "device": self.cs.device_label or self.cs.device_name,
+                                        "git_commit": git_commit()})
+        except LmcClaimsError as e:
+            self.error = str(e)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
+        tr = terminalreporter
+        if self.error:
+            tr.section("lmc-claims verification summary", red=True)
+            tr.write_line(f"the report could not be written: {self.error}", red=True)
+            return
         if self.report is None:
             return
         from .report import format_table, summary_rows
 
-        tr = terminalreporter
         tr.section("lmc-claims verification summary")
         for line in format_table(summary_rows(self.report), ("claim", "parameters", "verdict", "key figure vs criterion")):
             tr.write_line(line)
-        tr.write_line(f"report: {self.cs.report_dir / 'report.md'} (report.json, junit.xml and data/*.nc beside it)")
+        for warning in self.report.get("warnings", []):
+            tr.write_line(f"warning: {warning}", yellow=True)
+        tr.write_line(f"report: {self.cs.report_dir / 'report.html'} (report.md, report.json, figures/, junit.xml "
+                      "and data/*.nc beside it)")
 
 
 # -- parametrization from the scale ---------------------------------------------------
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Claim tests asking for `setting` run once per architecture x dataset x width of the
-    scale; `n_models` (merge size) adds the scale's merge sizes."""
+    scale; `n_models` (merge size) adds each run's merge sizes."""
     if "setting" not in metafunc.fixturenames:
         return
-    from .scales import get_scale
+    from .data import availability
 
-    scale = get_scale(metafunc.config.stash[_KEY].scale_name)
-    settings = [(a, d, w) for a in scale.archs for d in scale.datasets for w in scale.widths]
-    metafunc.parametrize("setting", settings, ids=[f"{a}-{d}-w{w}" for a, d, w in settings])
-    if "n_models" in metafunc.fixturenames:
-        metafunc.parametrize("n_models", scale.merge_sizes, ids=[f"N{n}" for n in scale.merge_sizes])
+    scale = metafunc.config.stash[_KEY].scale()
+    missing = {d: availability(d) for d in {r.dataset for r in scale.runs}}
+    params = []
+    for r in scale.runs:
+        # A dataset whose files are absent skips its claim tests, saying where to put which files.
+        marks = [pytest.mark.skip(reason=missing[r.dataset])] if missing[r.dataset] else []
+        for w in r.widths:
+            sizes = r.merge_sizes if "n_models" in metafunc.fixturenames else (None,)
+            for n in sizes:
+                values = ((r.arch, r.dataset, w),) if n is None else ((r.arch, r.dataset, w), n)
+                ident = f"{r.arch}-{r.dataset}-w{w}" + ("" if n is None else f"-N{n}")
+                params.append(pytest.param(*values, id=ident, marks=marks))
+    names = "setting" if "n_models" not in metafunc.fixturenames else ("setting", "n_models")
+    metafunc.parametrize(names, params)

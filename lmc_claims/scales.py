@@ -1,65 +1,107 @@
 """Every scale's settings in one place.
 
 smoke: seconds; exercises the whole pipeline (tiny models, few epochs).
-ci:    the default; minutes on 2 CPU cores; the papers' MLP depth and width 512.
-paper: the papers' protocol sizes, meant for a GPU.
+ci:    the default; minutes on 2 CPU cores: the papers' MLP (3 x 512, and 3 x 128) and a
+       LayerNorm ResNet20 (the normalisation Git Re-Basin uses for ResNets) on real MNIST.
+paper: the papers' protocol sizes (widths, epochs, seeds), meant for a GPU.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from .errors import unknown_name
+from .errors import LmcClaimsError, unknown_name
 from .matching.ste import SteConfig
+
+
+@dataclass(frozen=True)
+class Run:
+    """One architecture on one dataset at a scale."""
+
+    arch: str
+    dataset: str
+    widths: tuple[int, ...]  # hidden units (MLP) or width multipliers (conv nets)
+    epochs: int
+    batch_size: int = 128
+    lr: float = 1e-3  # Adam
+    n_train: int | None = None  # first n training examples; None: all
+    n_test: int | None = None
+    n_eval_train: int | None = None  # training examples used for train-split curves (and BN statistics)
+    merge_sizes: tuple[int, ...] = (3, 4, 5)
 
 
 @dataclass(frozen=True)
 class Scale:
     name: str
-    datasets: tuple[str, ...]
-    archs: tuple[str, ...]
-    widths: tuple[int, ...]
-    depth: int  # hidden layers of the MLP (the papers use 3)
-    epochs: int
-    batch_size: int
-    n_train: int | None  # None: the whole training split
-    n_test: int | None
+    runs: tuple[Run, ...]
+    custom: Run  # template for architectures given with --claims-arch
     n_pairs: int  # disjoint model pairs (0,1), (2,3), ...: independent samples for verdicts
-    merge_sizes: tuple[int, ...]  # N models merged at once
-    merge_sets: int  # model sets per N
-    n_random: int  # random permutations per pair (baseline for alignment)
+    merge_sets: int  # model sets per merge size
+    n_random: int  # random permutations per pair (baseline for alignment / distance)
     ste: SteConfig
-
-    @property
-    def n_models(self) -> int:
-        return max(2 * self.n_pairs, max(self.merge_sizes, default=0) + self.merge_sets - 1)
 
     @property
     def pairs(self) -> list[tuple[int, int]]:
         return [(2 * i, 2 * i + 1) for i in range(self.n_pairs)]
 
-    def merge_set(self, n: int, index: int) -> list[int]:
+    def n_models(self, run: Run) -> int:
+        return max(2 * self.n_pairs, max(run.merge_sizes, default=0) + self.merge_sets - 1)
+
+    def merge_set(self, run: Run, n: int, index: int) -> list[int]:
         """Model seeds of the index-th set of n models (the first is the reference)."""
-        return [(index + j) % self.n_models for j in range(n)]
+        return [(index + j) % self.n_models(run) for j in range(n)]
+
+    def run(self, arch: str, dataset: str) -> Run:
+        for r in self.runs:
+            if (r.arch, r.dataset) == (arch, dataset):
+                return r
+        raise LmcClaimsError(f"Scale {self.name!r} has no run of {arch!r} on {dataset!r}.",
+                             "pick an architecture and dataset from `lmc-claims list`.")
+
+    def select(self, archs: list[str] | None = None, datasets: list[str] | None = None) -> "Scale":
+        """The scale restricted to / extended with the given architectures and datasets."""
+        runs = list(self.runs)
+        if archs:
+            by_arch = {r.arch: r for r in runs}
+            runs = [r for r in runs if r.arch in archs] + [
+                replace(self.custom, arch=a) for a in archs if a not in by_arch
+            ]
+        if datasets:
+            runs = [replace(r, dataset=d) for r in {r.arch: r for r in runs}.values() for d in datasets]
+        return replace(self, runs=tuple(runs))
 
 
 SCALES: dict[str, Scale] = {
     "smoke": Scale(
-        name="smoke", datasets=("mnist5k",), archs=("mlp",), widths=(32,), depth=2,
-        epochs=3, batch_size=128, n_train=1000, n_test=500, n_pairs=3,
-        merge_sizes=(3,), merge_sets=3, n_random=2,
+        name="smoke",
+        runs=(Run("mlp", "mnist5k", widths=(32,), epochs=3, n_train=1000, n_test=500, merge_sizes=(3,)),),
+        custom=Run("custom", "mnist5k", widths=(1,), epochs=1, n_train=500, n_test=250, n_eval_train=250, merge_sizes=(3,)),
+        n_pairs=3, merge_sets=3, n_random=2,
         ste=SteConfig(epochs=1, batch_size=250),
     ),
     "ci": Scale(
-        name="ci", datasets=("mnist5k",), archs=("mlp",), widths=(128, 512), depth=3,
-        epochs=20, batch_size=128, n_train=None, n_test=None, n_pairs=3,
-        merge_sizes=(3, 4, 5), merge_sets=3, n_random=5,
+        name="ci",
+        runs=(
+            Run("mlp", "mnist5k", widths=(128, 512), epochs=20),
+            Run("resnet20ln", "mnist5k", widths=(1,), epochs=6, n_train=2000, n_eval_train=500, merge_sizes=(3,)),
+        ),
+        custom=Run("custom", "mnist5k", widths=(1,), epochs=6, n_train=2000, n_eval_train=500, merge_sizes=(3,)),
+        n_pairs=3, merge_sets=3, n_random=5,
         ste=SteConfig(epochs=2, batch_size=256),
     ),
     "paper": Scale(
-        name="paper", datasets=("mnist5k",), archs=("mlp",), widths=(128, 256, 512, 1024, 2048), depth=3,
-        epochs=50, batch_size=128, n_train=None, n_test=None, n_pairs=5,
-        merge_sizes=(3, 4, 5), merge_sets=5, n_random=5,
+        name="paper",
+        # Ito et al.: MLP (3 x 512) on MNIST and Fashion-MNIST, VGG11 and ResNet20 with width
+        # multipliers on CIFAR-10; Git Re-Basin sweeps ResNet20 widths x1..x16 (LayerNorm).
+        runs=(
+            Run("mlp", "mnist", widths=(128, 256, 512, 1024, 2048), epochs=50, batch_size=512, n_eval_train=10000),
+            Run("mlp", "fashion_mnist", widths=(512,), epochs=50, batch_size=512, n_eval_train=10000),
+            Run("vgg11", "cifar10", widths=(1, 2, 4), epochs=100, batch_size=128, n_eval_train=10000),
+            Run("resnet20", "cifar10", widths=(1, 2, 4, 8), epochs=100, batch_size=128, n_eval_train=10000),
+            Run("resnet20ln", "cifar10", widths=(1, 2, 4, 8, 16), epochs=100, batch_size=128, n_eval_train=10000),
+        ),
+        custom=Run("custom", "mnist", widths=(1, 2, 4), epochs=30, n_eval_train=10000),
+        n_pairs=5, merge_sets=5, n_random=5,
         ste=SteConfig(epochs=10, batch_size=256),
     ),
 }

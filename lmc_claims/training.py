@@ -10,15 +10,14 @@ import torch
 from torch import nn
 
 from .data import TensorData
-from .models import build_model
+from .models.registry import build_model
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     arch: str = "mlp"
     dataset: str = "mnist5k"
-    width: int = 512
-    depth: int = 3  # hidden layers (MLP) / stages (conv nets)
+    width: int = 512  # hidden units (MLP) or width multiplier (conv nets)
     seed: int = 0
     epochs: int = 10
     batch_size: int = 128
@@ -37,7 +36,7 @@ ProgressFn = Callable[[TrainConfig, int, float], None]
 
 
 def make_model(config: TrainConfig, data: TensorData) -> nn.Module:
-    return build_model(config.arch, data.input_shape, data.num_classes, config.width, config.depth)
+    return build_model(config.arch, data.input_shape, data.num_classes, config.width)
 
 
 def train(config: TrainConfig, data: TensorData, device: torch.device, progress: ProgressFn | None = None):

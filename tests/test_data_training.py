@@ -4,7 +4,7 @@ import torch
 from lmc_claims.data import load_dataset
 from lmc_claims.device import resolve_device
 from lmc_claims.errors import LmcClaimsError
-from lmc_claims.models import get_architecture
+from lmc_claims.models.registry import get_architecture
 from lmc_claims.scales import get_scale
 from lmc_claims.training import TrainConfig, train
 
@@ -19,10 +19,10 @@ def test_mnist5k_is_real_split_deterministically_and_standardised():
 
 def test_same_config_gives_bitwise_identical_weights():
     data = load_dataset("digits")
-    cfg = TrainConfig(dataset="digits", width=16, depth=2, epochs=2, seed=3)
+    cfg = TrainConfig(dataset="digits", width=16, epochs=2, seed=3)
     a = train(cfg, data, torch.device("cpu"))
     b = train(cfg, data, torch.device("cpu"))
-    c = train(TrainConfig(dataset="digits", width=16, depth=2, epochs=2, seed=4), data, torch.device("cpu"))
+    c = train(TrainConfig(dataset="digits", width=16, epochs=2, seed=4), data, torch.device("cpu"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["layers.0.weight"], c["layers.0.weight"])
 

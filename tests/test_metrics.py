@@ -79,3 +79,18 @@ def test_barrier_is_the_largest_gap_above_the_chord():
     lams = np.linspace(0, 1, 5)
     assert barrier(lams, np.array([1.0, 2.0, 3.0, 2.0, 1.0])) == pytest.approx(2.0)
     assert barrier(lams, np.array([0.0, 0.25, 0.5, 0.75, 1.0])) == pytest.approx(0.0)
+
+
+def test_batchnorm_statistics_reset_averages_over_all_the_data():
+    from torch import nn
+
+    from lmc_claims.metrics.interpolation import reset_bn_stats
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3), nn.BatchNorm2d(3)).double()
+    params = {k: v.clone() for k, v in model.state_dict().items()}
+    x = torch.randn(40, 1, 6, 6, dtype=torch.float64)
+    out = reset_bn_stats(model, params, x, batch=8)  # 5 equal batches: mean of batch means = exact mean
+    pre = model[0](x)
+    torch.testing.assert_close(out["1.running_mean"], pre.mean((0, 2, 3)))
+    assert model[1].momentum == 0.1 and torch.equal(params["1.running_mean"], model.state_dict()["1.running_mean"])

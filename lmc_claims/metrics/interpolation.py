@@ -64,7 +64,48 @@ def barrier(lambdas: np.ndarray, values: np.ndarray) -> float:
     return float(np.max(values - chord(lambdas, values[0], values[-1])))
 
 
-def interpolation_curve(model: nn.Module, a: Params, b: Params, x, y, lambdas=DEFAULT_LAMBDAS) -> Curve:
+def has_batchnorm(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+
+
+@torch.no_grad()
+def reset_bn_stats(model: nn.Module, params: Params, x: torch.Tensor, batch: int = 500) -> Params:
+    """Recompute BatchNorm running statistics of `params` on x: the plain average of the
+    per-batch statistics (so the running mean is the exact mean of x when batches are equal).
+
+    Interpolated weights do not match either endpoint's statistics; Git Re-Basin / REPAIR
+    reset them on training data at every interpolation point."""
+    params = dict(params)
+    bns = {n: m for n, m in model.named_modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)}
+    if not bns:
+        return params
+    for n in bns:
+        params[f"{n}.running_mean"] = torch.zeros_like(params[f"{n}.running_mean"])
+        params[f"{n}.running_var"] = torch.ones_like(params[f"{n}.running_var"])
+        params[f"{n}.num_batches_tracked"] = torch.zeros_like(params[f"{n}.num_batches_tracked"])
+    momenta = {n: m.momentum for n, m in bns.items()}
+    was_training = model.training
+    try:
+        for m in bns.values():
+            m.momentum = None  # cumulative average over batches instead of an exponential one
+        model.train()
+        for i in range(0, len(x), batch):
+            functional_call(model, params, (x[i : i + batch],))  # updates the buffers in params in place
+    finally:
+        for n, m in bns.items():
+            m.momentum = momenta[n]
+        model.train(was_training)
+    return params
+
+
+def interpolation_curve(model: nn.Module, a: Params, b: Params, x, y, lambdas=DEFAULT_LAMBDAS,
+                        bn_data: torch.Tensor | None = None) -> Curve:
+    """Loss and accuracy at each lam; with `bn_data`, BatchNorm statistics are reset on it first."""
     lambdas = np.asarray(lambdas, dtype=float)
-    pts = [evaluate(model, lerp(a, b, float(lam)), x, y) for lam in lambdas]
+    pts = []
+    for lam in lambdas:
+        params = lerp(a, b, float(lam))
+        if bn_data is not None:
+            params = reset_bn_stats(model, params, bn_data)
+        pts.append(evaluate(model, params, x, y))
     return Curve(lambdas, np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))

@@ -37,6 +37,10 @@ class PermutationSpec:
         self.check(params)
         return {p: params[axes[0][0]].shape[axes[0][1]] for p, axes in self.perm_to_axes.items()}
 
+    def partition(self) -> frozenset:
+        """The spec up to the names of its permutations: which (param, axis) move together."""
+        return frozenset(frozenset(axes) for axes in self.perm_to_axes.values())
+
     def check(self, params: dict[str, torch.Tensor]) -> None:
         """Raise a clear error when the spec does not fit these parameters."""
         missing = [k for k in self.axes_to_perm if k not in params]

@@ -1,0 +1,278 @@
+"""The built-in figure kinds. Each draws on a matplotlib Figure given to it (see figures.py).
+
+Conventions shared by all of them, so figures read alike: one colour per search method
+(naive, random, WM, STE, ...), every pair / model set drawn thin and faint, the mean over them
+drawn thick, error bars one standard deviation over pairs or sets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .figures import figure
+
+SEARCH_STYLE = {
+    "naive": ("#d62728", "naive (no matching)"),
+    "random": ("#7f7f7f", "random permutation"),
+    "wm": ("#1f77b4", "weight matching (WM)"),
+    "ste": ("#2ca02c", "straight-through estimator (STE)"),
+    "endpoints": ("#000000", "mean of the endpoint models"),
+}
+SHORT_NAME = {"naive": "naive", "random": "random", "wm": "WM", "ste": "STE", "endpoints": "endpoints (mean)"}
+_SPARE_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#ff7f0e")
+
+
+def search_style(search: str, index: int) -> tuple[str, str]:
+    return SEARCH_STYLE.get(str(search), (_SPARE_COLOURS[index % len(_SPARE_COLOURS)], str(search)))
+
+
+def only(da, dims: tuple[str, ...]):
+    """`da` with exactly `dims`, in that order: any further dimension is averaged out."""
+    extra = [d for d in da.dims if d not in dims]
+    return (da.mean(extra) if extra else da).transpose(*dims)
+
+
+def spread(values: np.ndarray) -> tuple[float, float]:
+    v = np.asarray(values, float)
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return np.nan, np.nan
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
+
+
+def searches(datasets) -> list[str]:
+    """Search methods in first-seen order over several datasets."""
+    return list(dict.fromkeys(str(s) for ds in datasets for s in ds["search"].values))
+
+
+def place(values) -> tuple[np.ndarray, bool]:
+    """x positions for parameter values: the values on a log-2 axis when they are numbers, else 0, 1, 2 ..."""
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):
+        return np.asarray(values, float), max(values) / min(values) >= 4
+    return np.arange(len(values), dtype=float), False
+
+
+def legend_below(fig, ax) -> None:
+    """One legend for the whole figure, under the panels, where it hides no data."""
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 5), fontsize=8, frameon=False)
+
+
+def label_x(ax, values, positions, log: bool) -> None:
+    if log:
+        ax.set_xscale("log", base=2)
+    ax.set_xticks(positions, labels=[str(v) for v in values])
+    ax.minorticks_off()
+
+
+@figure("interpolation", needs={"loss": ("pair", "search", "split", "lam"), "accuracy": ("pair", "search", "split", "lam")},
+        caption="Loss and accuracy along the straight line between the two models of each pair "
+        "(λ = 0: model A, λ = 1: model B, permuted by each search). Thin lines: every pair; thick: mean over pairs.",
+        size=(10.0, 6.6))
+def interpolation(fig, ds) -> None:
+    splits = [str(s) for s in ds["split"].values]
+    axes = fig.subplots(2, len(splits), sharex=True, squeeze=False)
+    lam = ds["lam"].values
+    for col, split in enumerate(splits):
+        for row, (var, unit) in enumerate((("loss", "loss (nats)"), ("accuracy", "accuracy"))):
+            ax = axes[row, col]
+            for s, search in enumerate(ds["search"].values):
+                colour, name = search_style(search, s)
+                v = only(ds[var].sel(split=split, search=search), ("pair", "lam")).values
+                for curve in v:
+                    ax.plot(lam, curve, color=colour, alpha=0.3, lw=0.9)
+                ax.plot(lam, np.nanmean(v, axis=0), color=colour, lw=2.2, label=name)
+            ax.set_title(f"{split} split", fontsize=10)
+            ax.set_ylabel(unit)
+            ax.grid(alpha=0.3)
+            if row == 1:
+                ax.set_xlabel("λ (0: model A, 1: model B)")
+    legend_below(fig, axes[0, 0])
+
+
+@figure("barrier-vs-width", needs={"loss_barrier": ("pair", "search", "split")}, across="width",
+        caption="Loss barrier (the largest rise of the loss above the straight line between the endpoints' losses) "
+        "against the network's width. Dots: every pair; line: mean ± one standard deviation over pairs.")
+def barrier_vs_width(fig, by_width) -> None:
+    widths = [w for w, _ in by_width]
+    x, log = place(widths)
+    splits = list(dict.fromkeys(str(s) for _, ds in by_width for s in ds["split"].values))
+    axes = fig.subplots(1, len(splits), sharey=True, squeeze=False)[0]
+    for ax, split in zip(axes, splits):
+        for s, search in enumerate(searches(ds for _, ds in by_width)):
+            colour, name = search_style(search, s)
+            stats = []
+            for xi, (_, ds) in zip(x, by_width):
+                if search not in ds["search"].values or split not in ds["split"].values:
+                    stats.append((np.nan, np.nan))
+                    continue
+                v = only(ds["loss_barrier"].sel(split=split, search=search), ("pair",)).values
+                ax.scatter(np.full(len(v), xi), v, color=colour, alpha=0.45, s=16, lw=0)
+                stats.append(spread(v))
+            mean, std = np.array(stats).T
+            ax.errorbar(x, mean, yerr=std, color=colour, lw=2, marker="o", capsize=3, label=name)
+        ax.axhline(0, color="black", lw=0.6)
+        label_x(ax, widths, x, log)
+        ax.set_xlabel("width (hidden units per layer)")
+        ax.set_title(f"{split} split", fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("loss barrier (nats)")
+    legend_below(fig, axes[0])
+
+
+@figure("l2-distance", needs={"l2_naive": ("pair",), "l2_wm": ("pair",), "l2_random": ("pair",)},
+        caption="L2 distance between the two models of each pair before matching (naive), after weight matching "
+        "and after random permutations (left; grey lines join the values of one pair, diamonds: mean ± one "
+        "standard deviation over pairs), and relative to the naive distance (right; 1 = no change).", size=(10.0, 4.4))
+def l2_distance(fig, ds) -> None:
+    left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": (3, 2)})
+    cols = [("naive", "l2_naive"), ("wm", "l2_wm"), ("random", "l2_random")]
+    values = np.array([only(ds[var], ("pair",)).values for _, var in cols])  # (method, pair)
+    for p in range(values.shape[1]):
+        left.plot(range(len(cols)), values[:, p], color="black", alpha=0.35, lw=0.8, marker="o", ms=4)
+    for i, (search, _) in enumerate(cols):
+        colour, _name = search_style(search, i)
+        mean, std = spread(values[i])
+        left.errorbar(i + 0.12, mean, yerr=std, color=colour, marker="D", ms=7, capsize=5, lw=2)
+    left.set_xticks(range(len(cols)), labels=["naive", "after WM", "after random\npermutation"])
+    left.set_ylabel("||θ_A − π(θ_B)||")
+    left.set_xlim(-0.4, len(cols) - 0.6)
+    left.grid(alpha=0.3, axis="y")
+    for i, (search, _) in enumerate(cols[1:], start=1):
+        colour, name = search_style(search, i)
+        r = values[i] / values[0]
+        right.scatter(np.full(len(r), i), r, color=colour, s=22, label=name)
+        mean, std = spread(r)
+        right.errorbar(i + 0.18, mean, yerr=std, color=colour, marker="_", ms=14, capsize=4)
+    right.axhline(1.0, color="black", lw=0.8, ls="--")
+    right.set_xticks([1, 2], labels=["WM / naive", "random / naive"])
+    right.set_xlim(0.5, 2.6)
+    right.set_ylabel("distance relative to naive")
+    right.grid(alpha=0.3, axis="y")
+
+
+def _short_layer(name: str) -> str:
+    return str(name).removesuffix(".weight")
+
+
+@figure("sv-alignment", needs={"overlap_top": ("pair", "search", "layer", "k_fraction"),
+                               "rank_cosine": ("pair", "search", "layer", "rank")},
+        caption="Alignment of the singular vectors of model A and of model B after each search, per layer. "
+        "Top: subspace overlap O_k of the top-k singular vectors against k as a fraction of the rank "
+        "(dashed: the bottom-k subspaces after WM, where stored). Bottom: |cos u_i| · |cos v_i| against the "
+        "singular value's rank (1 = largest), mean over pairs: faint per rank, solid a running mean.",
+        size=(12.0, 6.6))
+def sv_alignment(fig, ds) -> None:
+    layers = list(ds["layer"].values)
+    axes = fig.subplots(2, len(layers), squeeze=False)
+    k = ds["k_fraction"].values
+    for c, layer in enumerate(layers):
+        top, bottom = axes[0, c], axes[1, c]
+        for s, search in enumerate(ds["search"].values):
+            colour, name = search_style(search, s)
+            v = only(ds["overlap_top"].sel(layer=layer, search=search), ("pair", "k_fraction")).values
+            for curve in v:
+                top.plot(k, curve, color=colour, alpha=0.25, lw=0.8)
+            top.plot(k, np.nanmean(v, axis=0), color=colour, lw=2, marker="o", ms=3, label=name)
+            if "overlap_tail" in ds and str(search) == "wm":
+                tail = only(ds["overlap_tail"].sel(layer=layer, search=search), ("pair", "k_fraction")).values
+                top.plot(k, np.nanmean(tail, axis=0), color=colour, lw=1.4, ls="--", label="WM, bottom-k")
+            cos = only(ds["rank_cosine"].sel(layer=layer, search=search), ("pair", "rank")).mean("pair")
+            cos = cos.where(np.isfinite(cos), drop=True)  # layers of lower rank are NaN-padded
+            if not cos.size:
+                continue
+            rank = cos["rank"].values + 1
+            window = max(1, cos.size // 25)
+            bottom.plot(rank, cos.values, color=colour, alpha=0.2, lw=0.7)
+            bottom.plot(rank, cos.rolling(rank=window, center=True, min_periods=1).mean().values, color=colour, lw=1.8)
+        top.set_title(_short_layer(layer), fontsize=10)
+        top.set_xlabel("k / rank")
+        top.set_ylim(0, 1.02)
+        top.grid(alpha=0.3)
+        bottom.set_xscale("log")
+        bottom.set_xlabel("singular value rank")
+        bottom.set_ylim(0, 1.02)
+        bottom.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("overlap O_k (top-k)")
+    axes[1, 0].set_ylabel("|cos u_i| · |cos v_i|")
+    legend_below(fig, axes[0, 0])
+
+
+def _merge_panels(ds) -> list[tuple[str, str]]:
+    return [(var, label) for var, label in (("test_accuracy", "test accuracy"), ("test_loss", "test loss (nats)")) if var in ds]
+
+
+@figure("merged-models", needs={"test_accuracy": ("model_set", "search")},
+        caption="Test accuracy and loss of the merged model for each way of aligning the models before averaging. "
+        "Bars: mean ± one standard deviation over model sets; lines join the values of one model set.",
+        size=(10.0, 4.2))
+def merged_models(fig, ds) -> None:
+    panels = _merge_panels(ds)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    names = [str(s) for s in ds["search"].values]
+    for ax, (var, label) in zip(axes, panels):
+        v = only(ds[var], ("model_set", "search")).values  # (set, search)
+        for i, search in enumerate(names):
+            colour, _name = search_style(search, i)
+            mean, std = spread(v[:, i])
+            ax.bar(i, mean, yerr=std, color=colour, alpha=0.4, capsize=4, width=0.6)
+        for row in v:
+            ax.plot(range(len(names)), row, color="black", alpha=0.45, lw=0.8, marker="o", ms=3)
+        ax.set_xticks(range(len(names)), labels=[SHORT_NAME.get(s, s) for s in names])
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, axis="y")
+
+
+@figure("merge-vs-models", needs={"test_accuracy": ("model_set", "search")}, across="n_models",
+        caption="Test accuracy and loss of the merged model against the number of models merged. "
+        "Dots: every model set; lines: mean ± one standard deviation over sets.", size=(10.0, 4.4))
+def merge_vs_models(fig, by_n) -> None:
+    ns = [n for n, _ in by_n]
+    x, _log = place(ns)
+    panels = [p for p in _merge_panels(by_n[0][1]) if all(p[0] in ds for _, ds in by_n)]
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (var, label) in zip(axes, panels):
+        for s, search in enumerate(searches(ds for _, ds in by_n)):
+            colour, name = search_style(search, s)
+            headline = search in ("wm", "ste")  # the comparison the claim is about; the rest give scale
+            stats = []
+            for xi, (_, ds) in zip(x, by_n):
+                if search not in ds["search"].values:
+                    stats.append((np.nan, np.nan))
+                    continue
+                v = only(ds[var].sel(search=search), ("model_set",)).values
+                ax.scatter(np.full(len(v), xi), v, color=colour, alpha=0.45, s=14, lw=0)
+                stats.append(spread(v))
+            mean, std = np.array(stats).T
+            ax.errorbar(x, mean, yerr=std, color=colour, lw=2.2 if headline else 1.1, ls="-" if headline else "--",
+                        marker="o", ms=4, capsize=3, label=name)
+        label_x(ax, ns, x, False)
+        ax.set_xlabel("models merged (N)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    legend_below(fig, axes[0])
+
+
+@figure("singular-values", needs={"rel_sv_change": ("seed", "layer")},
+        caption="Largest change of a layer's singular values under a random permutation of its units, relative to the "
+        "largest singular value (left, log scale), and how far the top singular vector moved (right): the values stay, "
+        "the directions change. One dot per model.", size=(10.0, 3.8))
+def singular_values(fig, ds) -> None:
+    panels = [("rel_sv_change", "max_i |Δs_i| / s_1", True)]
+    if "top_vector_moved" in ds and set(ds["top_vector_moved"].dims) >= {"seed", "layer"}:
+        panels.append(("top_vector_moved", "1 − |cos| of the top singular vector", False))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    layers = list(ds["layer"].values)
+    for ax, (var, label, log) in zip(axes, panels):
+        v = only(ds[var], ("seed", "layer")).values
+        for c in range(len(layers)):
+            y = v[:, c]
+            if log:
+                y = np.where(y > 0, y, np.nan)  # exact zeros cannot sit on a log axis
+            ax.scatter(np.full(len(y), c) + np.linspace(-0.15, 0.15, len(y)), y, color="#1f77b4", s=16)
+        if log:
+            ax.set_yscale("log")
+        ax.set_xticks(range(len(layers)), labels=[_short_layer(n) for n in layers], rotation=15)
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, axis="y")

@@ -1,0 +1,344 @@
+"""The report files (report.json / .md / .html, figures/) rebuilt from netCDF files alone.
+
+The claim files are synthetic but have the real schema: the measurement variables of
+lmc_claims.measure, judged against the catalogue's criteria and written with
+results.attach_verdict / write_netcdf, as the `verify` fixture writes them.
+"""
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from lmc_claims.catalogue import get_claim
+from lmc_claims.claims import judge, overall
+from lmc_claims.cli import main
+from lmc_claims.report import figures, rebuild_report, write_report
+from lmc_claims.results import attach_verdict, provenance, write_netcdf
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PAIRS = ["0-1", "2-3", "4-5"]
+LAMS = np.linspace(0, 1, 9)
+
+
+def write_claim(data_dir: Path, claim_id: str, ds: xr.Dataset, params: dict, name: str) -> Path:
+    claim = get_claim(claim_id)
+    js = [judge(c, ds[c.statistic].values, claim.min_seeds) for c in claim.criteria]
+    prov = provenance("cpu", {"scale": "ci", "params": params, **params}, list(range(6)))
+    return write_netcdf(attach_verdict(ds, claim, js, overall(js), prov), data_dir / f"{name}.nc")
+
+
+def interpolation(rng, width: int, searches=("naive", "wm")) -> xr.Dataset:
+    bump = 4 * LAMS * (1 - LAMS)
+    height = {"naive": 1.5 * 128 / width, "wm": 0.02, "ste": 0.05}
+    loss = np.array([[[0.1 + height[s] * bump + 0.01 * rng.random(len(LAMS)) for _ in ("train", "test")]
+                      for s in searches] for _ in PAIRS])
+    ds = xr.Dataset({"loss": (("pair", "search", "split", "lam"), loss),
+                     "accuracy": (("pair", "search", "split", "lam"), 1 - loss / 3)},
+                    coords={"pair": PAIRS, "search": list(searches), "split": ["train", "test"], "lam": LAMS})
+    ds["loss_barrier"] = (ds.loss - ds.loss.isel(lam=0)).max("lam")
+    ds["accuracy_barrier"] = (ds.accuracy.isel(lam=0) - ds.accuracy).max("lam")
+    return ds
+
+
+def barrier_claim(rng, width: int) -> xr.Dataset:
+    ds = interpolation(rng, width)
+    b = ds.loss_barrier.sel(split="test", drop=True)
+    ds["naive_barrier"] = b.sel(search="naive", drop=True)
+    ds["wm_barrier"] = b.sel(search="wm", drop=True)
+    return ds
+
+
+def l2_claim(rng) -> xr.Dataset:
+    naive = 36 + rng.random(3)
+    ds = xr.Dataset({"l2_naive": ("pair", naive), "l2_wm": ("pair", 0.9 * naive), "l2_random": ("pair", naive + 0.01)},
+                    coords={"pair": PAIRS})
+    ds["l2_ratio"] = ds.l2_wm / ds.l2_naive
+    ds["barrier_reduction"] = ("pair", 0.95 + 0.01 * rng.random(3))
+    return ds
+
+
+def alignment_claim(rng) -> xr.Dataset:
+    k = [0.02, 0.05, 0.1, 0.25, 0.5]
+    gain = np.array([0.0, 0.0, 0.3])[None, :, None, None]  # only WM lifts the overlap above chance
+    top = np.clip(np.array(k) + gain * (0.5 + rng.random((3, 3, 2, 5))), 0, 1)
+    cos = rng.random((3, 3, 2, 16)) * np.array([0.05, 0.05, 0.6])[None, :, None, None]
+    cos[:, :, 1, 10:] = np.nan  # a layer of lower rank, NaN-padded as measure.alignment stores it
+    ds = xr.Dataset({"overlap_top": (("pair", "search", "layer", "k_fraction"), top),
+                     "overlap_tail": (("pair", "search", "layer", "k_fraction"), np.broadcast_to(k, top.shape).copy()),
+                     "rank_cosine": (("pair", "search", "layer", "rank"), cos)},
+                    coords={"pair": PAIRS, "search": ["naive", "random", "wm"], "layer": ["layers.0.weight", "layers.1.weight"],
+                            "k_fraction": k, "rank": np.arange(16)})
+    at = lambda var, m: ds[var].sel(search=m, k_fraction=0.1, drop=True).mean("layer")
+    ds["top_gain_vs_naive"] = at("overlap_top", "wm") - at("overlap_top", "naive")
+    ds["top_gain_vs_random"] = at("overlap_top", "wm") - at("overlap_top", "random")
+    ds["top_minus_tail_wm"] = at("overlap_top", "wm") - at("overlap_tail", "wm")
+    return ds
+
+
+def merge_claim(rng, n: int, wm_better: bool) -> xr.Dataset:
+    acc = np.array([[0.3, 0.9, 0.85, 0.95]] * 3) - 0.02 * n + 0.005 * rng.random((3, 4))
+    if not wm_better:
+        acc[:, [1, 2]] = acc[:, [2, 1]]
+    ds = xr.Dataset({"test_accuracy": (("model_set", "search"), acc), "test_loss": (("model_set", "search"), 2.2 - 2 * acc)},
+                    coords={"model_set": ["0-1-2", "1-2-3", "2-3-4"], "search": ["naive", "wm", "ste", "endpoints"]})
+    ds["accuracy_gain_wm_over_ste"] = ds.test_accuracy.sel(search="wm", drop=True) - ds.test_accuracy.sel(search="ste", drop=True)
+    ds["loss_gain_wm_over_ste"] = ds.test_loss.sel(search="ste", drop=True) - ds.test_loss.sel(search="wm", drop=True)
+    return ds
+
+
+def sv_claim(rng) -> xr.Dataset:
+    ds = xr.Dataset({"rel_sv_change": (("seed", "layer"), 1e-15 * (1 + rng.random((6, 2)))),
+                     "top_vector_moved": (("seed", "layer"), rng.random((6, 2)))},
+                    coords={"seed": np.arange(6), "layer": ["layers.0.weight", "layers.1.weight"]})
+    ds["max_rel_sv_change"] = ds.rel_sv_change.max("layer")
+    return ds
+
+
+def mlp(width: int, **more) -> dict:
+    return {"arch": "mlp", "dataset": "mnist5k", "width": width, **more}
+
+
+def write_run(report_dir: Path, seed: int = 0, merge_wm_better: bool = True) -> Path:
+    """One synthetic run's data/*.nc: every claim, two widths for the barrier, two merge sizes."""
+    rng = np.random.default_rng(seed)
+    data = report_dir / "data"
+    for w in (128, 512):
+        write_claim(data, "ainsworth2023-wm-barrier", barrier_claim(rng, w), mlp(w), f"test_wm_removes_the_barrier_mlp-w{w}")
+    write_claim(data, "ito2024-l2-distance", l2_claim(rng), mlp(128), "test_wm_barely_reduces_l2_distance_mlp-w128")
+    write_claim(data, "ito2024-sv-alignment", alignment_claim(rng), mlp(128), "test_wm_aligns_mlp-w128")
+    for n in (3, 4):
+        write_claim(data, "ito2024-merge-wm-vs-ste", merge_claim(rng, n, merge_wm_better), mlp(128, n_models=n),
+                    f"test_wm_beats_ste_when_merging_mlp-w128-N{n}")
+    write_claim(data, "ito2024-singular-values", sv_claim(rng), mlp(128), "test_permutations_keep_singular_values_mlp-w128")
+    return report_dir
+
+
+EXPECTED_KINDS = {"interpolation", "barrier-vs-width", "l2-distance", "sv-alignment", "merged-models", "merge-vs-models",
+                  "singular-values"}
+
+
+@pytest.fixture(scope="module")
+def rebuilt(tmp_path_factory):
+    """A report directory holding only data/*.nc, rebuilt by `lmc-claims report` in a fresh interpreter."""
+    report_dir = write_run(tmp_path_factory.mktemp("run") / "reports")
+    probe = ("import sys; from lmc_claims.cli import main; rc = main(['report', sys.argv[1]]); "
+             "print('TORCH-IMPORTED' if 'torch' in sys.modules else 'NO-TORCH'); sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", probe, str(report_dir)], capture_output=True, text=True, timeout=120)
+    return report_dir, proc
+
+
+def all_figures(report: dict) -> list[dict]:
+    return [f for r in report["claims"] for f in r.get("figures", [])] + \
+           [f for fs in report["claim_figures"].values() for f in fs]
+
+
+def test_report_is_rebuilt_from_netcdf_alone_without_torch(rebuilt):
+    report_dir, proc = rebuilt
+    assert proc.returncode == 0, proc.stderr
+    assert "NO-TORCH" in proc.stdout and "rebuilt" in proc.stdout
+    for name in ("report.json", "report.md", "report.html"):
+        assert (report_dir / name).stat().st_size > 0
+    report = json.loads((report_dir / "report.json").read_text())
+    assert report["scale"] == "ci" and report["device"] == "cpu" and report["warnings"] == []
+    assert len(report["claims"]) == 7
+    for r in report["claims"]:
+        ds = xr.load_dataset(report_dir / r["data_file"])
+        for key in ("nodeid", "id", "paper", "section", "statement", "metric", "params", "verdict", "value", "criterion",
+                    "n_seeds", "judgements", "notes", "data_file"):
+            assert key in r, key
+        assert r["id"] == ds.attrs["claim_id"] and r["verdict"] == ds.attrs["verdict"]
+        assert r["value"] == pytest.approx(float(ds.criterion_mean[0]))
+        assert r["criterion"] == "; ".join(map(str, ds.criterion_text.values))
+        assert list(r["params"])[:3] == ["arch", "dataset", "width"]  # the plugin's order, not netCDF's sorted JSON
+        assert r["n_seeds"] == int(ds.criterion_n.min())
+        for j in r["judgements"]:
+            assert len(j["values"]) == j["n"]
+    merge = [r for r in report["claims"] if r["id"] == "ito2024-merge-wm-vs-ste"]
+    assert [r["params"]["n_models"] for r in merge] == [3, 4] and all(r["verdict"] == "pass" for r in merge)
+
+
+def test_every_expected_figure_is_a_real_png(rebuilt):
+    report_dir, _ = rebuilt
+    report = json.loads((report_dir / "report.json").read_text())
+    figs = all_figures(report)
+    assert {f["kind"] for f in figs} == EXPECTED_KINDS
+    pngs = sorted((report_dir / "figures").glob("*.png"))
+    assert sorted(report_dir / f["file"] for f in figs) == pngs
+    from PIL import Image
+
+    for png in pngs:
+        data = png.read_bytes()
+        assert data[:8] == PNG_MAGIC and len(data) > 10_000, png.name
+        with Image.open(png) as im:
+            im.verify()
+            assert im.size[0] >= 800 and im.size[1] >= 300
+    # across-width and across-N figures are drawn once per claim and setting
+    assert [f["kind"] for f in report["claim_figures"]["ainsworth2023-wm-barrier"]] == ["barrier-vs-width"]
+    assert [f["kind"] for f in report["claim_figures"]["ito2024-merge-wm-vs-ste"]] == ["merge-vs-models"]
+
+
+def test_markdown_embeds_the_figures_by_relative_link(rebuilt):
+    report_dir, _ = rebuilt
+    md = (report_dir / "report.md").read_text()
+    assert md.startswith("# lmc-claims verification report")
+    assert "| claim | architecture | dataset | scale | verdict | key figure | criterion |" in md
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    report = json.loads((report_dir / "report.json").read_text())
+    assert sorted(links) == sorted(f["file"] for f in all_figures(report))
+    assert all(not Path(link).is_absolute() and (report_dir / link).is_file() for link in links)
+
+
+def test_html_is_self_contained_with_summary_and_one_img_per_figure(rebuilt):
+    report_dir, _ = rebuilt
+    page = (report_dir / "report.html").read_text()
+    report = json.loads((report_dir / "report.json").read_text())
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", page, re.I)
+    assert "http://" not in page and "https://" not in page
+    assert "<script" not in page.lower() and "<link" not in page.lower() and "@import" not in page
+    assert 'id="summary-table"' in page
+    assert page.count('<tr class="') >= len(report["claims"])
+    imgs = re.findall(r"<img [^>]*src=\"([^\"]+)\"", page)
+    assert len(imgs) == len(all_figures(report))
+    assert all(src.startswith("data:image/png;base64,") for src in imgs)
+    for r in report["claims"]:
+        assert r["statement"] in page.replace("&#x27;", "'").replace("&quot;", '"')
+
+
+def test_run_only_fields_survive_a_rebuild(tmp_path):
+    report_dir = tmp_path / "reports"
+    rng = np.random.default_rng(1)
+    write_claim(report_dir / "data", "ito2024-singular-values", sv_claim(rng), mlp(64), "test_sv_mlp-w64")
+    run = {"data_file": "data/test_sv_mlp-w64.nc", "nodeid": "claims/test_x.py::test_sv[mlp-mnist5k-w64]",
+           "notes": ["a note only the run knows"], "duration_s": 1.5}
+    crashed = {"nodeid": "claims/test_y.py::test_crash", "id": "test_crash", "verdict": "error", "message": "boom"}
+    first = write_report(report_dir, [run, crashed], {"scale": "ci", "device": "cpu", "git_commit": "abc"})
+    again = rebuild_report(report_dir)
+    assert first["claims"] == again["claims"]  # the plugin and `lmc-claims report` write the same records
+    sv = next(r for r in again["claims"] if r["id"] == "ito2024-singular-values")
+    assert sv["nodeid"] == run["nodeid"] and sv["notes"] == run["notes"] and sv["duration_s"] == 1.5
+    assert any(r["verdict"] == "error" and r["message"] == "boom" for r in again["claims"])
+
+
+def test_without_a_previous_report_the_node_id_falls_back_to_the_file_name(tmp_path):
+    report_dir = tmp_path / "reports"
+    write_claim(report_dir / "data", "ito2024-singular-values", sv_claim(np.random.default_rng(2)), mlp(64), "test_sv_mlp-w64")
+    report = rebuild_report(report_dir)
+    assert report["claims"][0]["nodeid"] == "test_sv_mlp-w64" and report["claims"][0]["notes"] == []
+
+
+def test_figures_of_claim_tests_no_longer_reported_are_removed(tmp_path):
+    report_dir = tmp_path / "reports"
+    write_claim(report_dir / "data", "ito2024-singular-values", sv_claim(np.random.default_rng(3)), mlp(64), "test_sv")
+    stale = report_dir / "figures" / "gone.singular-values.png"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(PNG_MAGIC)
+    rebuild_report(report_dir)
+    assert not stale.exists() and (report_dir / "figures" / "test_sv.singular-values.png").is_file()
+
+
+def test_a_new_figure_kind_is_chosen_by_the_variables_a_dataset_holds(tmp_path, monkeypatch):
+    monkeypatch.setattr(figures, "_KINDS", dict(figures._KINDS))
+    drawn = []
+
+    @figures.figure("combination-loss", needs={"combination_loss": ("combination",)}, caption="loss per combination")
+    def combination_loss(fig, ds):
+        drawn.append(ds.attrs["claim_id"])
+        fig.subplots().hist(ds.combination_loss.values)
+
+    report_dir = tmp_path / "reports"
+    ds = sv_claim(np.random.default_rng(4))
+    ds["combination_loss"] = ("combination", np.linspace(0, 1, 8))
+    write_claim(report_dir / "data", "ito2024-singular-values", ds, mlp(64), "test_with_combinations")
+    write_claim(report_dir / "data", "ito2024-singular-values", sv_claim(np.random.default_rng(5)), mlp(32), "test_without")
+    report = rebuild_report(report_dir)
+    kinds = {r["data_file"]: [f["kind"] for f in r["figures"]] for r in report["claims"]}
+    assert kinds == {"data/test_with_combinations.nc": ["singular-values", "combination-loss"],
+                     "data/test_without.nc": ["singular-values"]}
+    assert drawn == ["ito2024-singular-values"]
+
+
+def test_a_figure_that_cannot_be_drawn_is_a_warning_not_a_lost_report(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(figures, "_KINDS", dict(figures._KINDS))
+
+    @figures.figure("broken", needs={"rel_sv_change": ("seed",)}, caption="never drawn")
+    def broken(fig, ds):
+        raise ValueError("no way to draw this")
+
+    report_dir = tmp_path / "reports"
+    write_claim(report_dir / "data", "ito2024-singular-values", sv_claim(np.random.default_rng(6)), mlp(64), "test_sv")
+    assert main(["report", str(report_dir)]) == 0
+    report = json.loads((report_dir / "report.json").read_text())
+    assert any("broken" in w and "no way to draw this" in w for w in report["warnings"])
+    assert "no way to draw this" in capsys.readouterr().err
+    assert "Warning: figure broken" in (report_dir / "report.md").read_text()
+
+
+@pytest.mark.parametrize("setup, message", [
+    (lambda d: None, "does not exist"),
+    (lambda d: d.mkdir(), "has no data/*.nc files"),
+    (lambda d: ((d / "data").mkdir(parents=True), (d / "data" / "bad.nc").write_text("not netcdf")), "bad.nc cannot be read"),
+    (lambda d: ((d / "data").mkdir(parents=True), xr.Dataset({"x": ("i", [1.0])}).to_netcdf(d / "data" / "other.nc")),
+     "not a claim-test file"),
+])
+def test_report_command_errors_say_how_to_fix_them(tmp_path, capsys, setup, message):
+    report_dir = tmp_path / "reports"
+    setup(report_dir)
+    assert main(["report", str(report_dir)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "How to fix" in err and "Traceback" not in err
+
+
+def test_plugin_import_stays_cheap():
+    code = "import sys, lmc_claims.plugin; print(sorted(m for m in ('matplotlib', 'torch', 'xarray') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if os.path.exists("/usr/bin/chromium") else None)
+
+# Injected into a copy of the page only: report.html itself has no scripts.
+PROBE = """<script>
+window.__errors = [];
+window.addEventListener('error', e => window.__errors.push(String(e.message || (e.target && e.target.outerHTML.slice(0, 80)))), true);
+window.addEventListener('load', () => {
+  const pre = document.createElement('pre'); pre.id = 'probe';
+  pre.textContent = JSON.stringify({
+    images: [...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight]),
+    rows: document.querySelectorAll('#summary-table tbody tr').length,
+    errors: window.__errors});
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium is not installed (Debian: apt-get install chromium)")
+def test_report_renders_in_headless_chromium(rebuilt, tmp_path):
+    report_dir, _ = rebuilt
+    report = json.loads((report_dir / "report.json").read_text())
+    probe = tmp_path / "probe.html"
+    probe.write_text((report_dir / "report.html").read_text().replace("<head>", "<head>" + PROBE, 1))
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=90)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'<pre id="probe">([^<]*)</pre>', dom.stdout)
+    assert found, "the page did not finish loading: " + dom.stdout[-1000:]
+    result = json.loads(found.group(1).replace("&quot;", '"'))
+    assert result["errors"] == []
+    assert result["rows"] == len(report["claims"])
+    assert len(result["images"]) == len(all_figures(report))
+    assert all(complete and w >= 800 and h >= 300 for complete, w, h in result["images"])
+
+    shot = tmp_path / "page.png"
+    subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1200,3000", (report_dir / "report.html").as_uri()],
+                   capture_output=True, text=True, timeout=90)
+    assert shot.read_bytes()[:8] == PNG_MAGIC and shot.stat().st_size > 50_000
