@@ -39,6 +39,7 @@ class Claim:
     metric: str
     criteria: tuple[Criterion, ...]
     min_seeds: int = 3
+    paper_figure: str = ""  # what the paper itself reports, shown beside our figure
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -215,6 +215,9 @@ DATASETS: dict[str, Callable[[], TensorData]] = {
     **{name: (lambda n=name: _from_torchvision(n)) for name in ROOT_DATASETS},
 }
 EMBEDDED = ("mnist5k", "digits", "mnist1d")
+# Input shapes without loading the data (used to check a user's architecture at start-up).
+INPUT_SHAPES = {"mnist5k": (1, 28, 28), "digits": (1, 8, 8), "mnist1d": (40,), "mnist": (1, 28, 28),
+                "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
 
 _CACHE: dict[str, TensorData] = {}
 

@@ -32,11 +32,13 @@ class ClaimsSession:
     is_worker: bool
     records: list[dict] = field(default_factory=list)
     device_label: str = ""
+    _validated: bool = False
 
     def scale(self):
         """The scale, restricted to / extended with --claims-arch and --claims-dataset (validated)."""
-        from .data import check_dataset_name
-        from .models.registry import get_architecture
+        from .data import INPUT_SHAPES, check_dataset_name
+        from .models import ARCHITECTURES
+        from .models.registry import get_architecture, validate
         from .scales import get_scale
 
         scale = get_scale(self.scale_name)
@@ -44,7 +46,13 @@ class ClaimsSession:
             get_architecture(a)
         for d in self.datasets or ():
             check_dataset_name(d)
-        return scale.select(self.archs, self.datasets)
+        scale = scale.select(self.archs, self.datasets)
+        if not self._validated:
+            for r in scale.runs:
+                if r.arch not in ARCHITECTURES:
+                    validate(r.arch, INPUT_SHAPES[r.dataset])
+            self._validated = True
+        return scale
 
 
 _KEY = pytest.StashKey[ClaimsSession]()

@@ -39,6 +39,9 @@ class Scale:
     merge_sets: int  # model sets per merge size
     n_random: int  # random permutations per pair (baseline for alignment / distance)
     ste: SteConfig
+    # Runs used only by claim families that choose their own settings (e.g. two-layer nets
+    # across input dimensions); the `setting`-parametrized claims never see them.
+    extra_runs: tuple[Run, ...] = ()
 
     @property
     def pairs(self) -> list[tuple[int, int]]:
@@ -52,7 +55,7 @@ class Scale:
         return [(index + j) % self.n_models(run) for j in range(n)]
 
     def run(self, arch: str, dataset: str) -> Run:
-        for r in self.runs:
+        for r in self.runs + self.extra_runs:
             if (r.arch, r.dataset) == (arch, dataset):
                 return r
         raise LmcClaimsError(f"Scale {self.name!r} has no run of {arch!r} on {dataset!r}.",

@@ -3,19 +3,23 @@
 Maximise sum_l <W_l^A, P_l W_l^B P_{l-1}^T>_F by coordinate descent over the
 permutations; each step is a linear assignment with all other permutations fixed.
 
-The search keeps, for every permutation P, its cost matrix C_P = sum over the
-parameters touching P of W^A (W^B permuted on its other axes)^T, split into a
-constant part (parameters with no other permuted axis, e.g. biases) and one term per
-parameter that does have one. When a permutation Q changes, only the terms that
-contain Q are updated, and when Q moved few units the update is a rank-|moved| product
-instead of a full product. A step whose cost matrix has not changed since the last
-assignment solved for it is skipped: the solver would return the same answer, which was
-already accepted or rejected. A step whose current permutation takes every row's
-maximum is optimal without solving. Both skips leave the sequence of accepted
-permutations exactly as the plain algorithm's.
+How the search is kept cheap (the accepted permutations are exactly the plain
+algorithm's):
 
-All tensors stay on the models' device (float64); only the cost matrix handed to the
-assignment solver crosses to the host, and the permutations' bookkeeping lives there.
+* For each permutation P, every parameter touching P is laid out once with P's axis
+  first and flattened, and the pieces are concatenated: A_P (n x R) from model A and
+  B_P (n x R) from model B. Then C_P = A_P @ (B_P with the other permutations applied
+  to its columns)^T is one matrix product. The other permutations only reorder B_P's
+  columns, so the current column order is kept on the host as an index array.
+* C_P is computed once and then kept up to date: when a permutation Q changes, each
+  neighbouring C_P gets A_P[:, moved] @ (B_P[:, new] - B_P[:, old])^T over just the
+  columns that moved, so a step that moves k units costs O(n * k) columns, not O(n * R).
+* A step whose C_P has not changed since P's last assignment solve is skipped (the
+  solver would return the answer it gave then, already accepted or rejected), and so is
+  one where the current permutation takes every row's maximum (it is optimal).
+
+Everything is float64 on the models' device; only C_P goes to the host for the solver,
+and the permutations' bookkeeping (index arrays) lives there.
 """
 
 from __future__ import annotations
@@ -26,13 +30,9 @@ import numpy as np
 import torch
 
 from ..errors import LmcClaimsError
-from ..permutation.apply import Params, Perms, identity_perms, permute_param
+from ..permutation.apply import Params, Perms, permute_param
 from ..permutation.spec import PermutationSpec
 from .lap import solve_lap_numpy
-
-# A term whose other permutation moved at most this fraction of its units is updated by
-# a low-rank correction; more than that and the term is recomputed.
-_LOW_RANK_FRACTION = 0.5
 
 
 @dataclass
@@ -42,8 +42,7 @@ class MatchResult:
     sweeps: int = 0
 
 
-def check_compatible(spec: PermutationSpec, a: Params, b: Params) -> None:
-    """Models handed to a matching must have the same parameters and shapes."""
+def _check_keys_and_shapes(spec: PermutationSpec, a: Params, b: Params) -> None:
     if a.keys() != b.keys():
         only_a = sorted(set(a) - set(b))[:3]
         only_b = sorted(set(b) - set(a))[:3]
@@ -57,14 +56,37 @@ def check_compatible(spec: PermutationSpec, a: Params, b: Params) -> None:
             f"The two models have parameters of different shapes, e.g. {bad[0]}.",
             "match models of the same architecture, width and depth.",
         )
-    for name, params in (("A", a), ("B", b)):
-        for k in spec.axes_to_perm:
-            if not torch.isfinite(params[k]).all():
-                raise LmcClaimsError(
-                    f"Model {name} has NaN or inf values in {k!r}.",
-                    "retrain the model (lower the learning rate) or load an uncorrupted checkpoint.",
-                )
+
+
+def _check_finite(spec: PermutationSpec, name: str, params: Params) -> None:
+    for k in spec.axes_to_perm:
+        if not torch.isfinite(params[k]).all():
+            raise LmcClaimsError(
+                f"Model {name} has NaN or inf values in {k!r}.",
+                "retrain the model (lower the learning rate) or load an uncorrupted checkpoint.",
+            )
+
+
+def _flat64(spec: PermutationSpec, params: Params) -> torch.Tensor:
+    """All of the spec's parameters in one float64 vector (spec order)."""
+    tensors = [params[k].detach().reshape(-1) for k in spec.axes_to_perm]
+    out = torch.empty(sum(t.numel() for t in tensors), dtype=torch.float64, device=tensors[0].device)
+    return torch.cat(tensors, out=out)
+
+
+def _all_finite(flats: list[torch.Tensor]) -> bool:
+    # A float64 sum of finite float32/float64 weights is finite unless it overflows,
+    # in which case the exact per-parameter check below decides.
+    return bool(torch.isfinite(torch.stack([f.sum() for f in flats])).all())
+
+
+def check_compatible(spec: PermutationSpec, a: Params, b: Params) -> None:
+    """Models handed to a matching must have the same parameters and shapes."""
+    _check_keys_and_shapes(spec, a, b)
     spec.check(a)
+    if not _all_finite([_flat64(spec, a), _flat64(spec, b)]):
+        _check_finite(spec, "A", a)
+        _check_finite(spec, "B", b)
 
 
 def _flat(w: torch.Tensor, axis: int) -> torch.Tensor:
@@ -86,40 +108,81 @@ def objective(spec: PermutationSpec, perms: Perms, a: Params, b: Params) -> floa
     return float(sum((a[k] * permute_param(spec, perms, k, b[k])).sum() for k in spec.axes_to_perm))
 
 
-class _Term:
-    """One parameter's contribution W^A (W^B permuted on its other axes)^T to C_P.
+class _Block:
+    """One parameter's columns in A_P / B_P: `offset`, the shape of its non-P axes and
+    which permutation (if any) acts on each of them."""
 
-    `a` and `b` hold the parameter with P's axis moved first; `b` is kept permuted by
-    the current other permutations, whose positions among b's dims are in `dims`.
-    """
+    __slots__ = ("offset", "shape", "perms")
 
-    __slots__ = ("a", "a_flat", "b", "dims")
+    def __init__(self, offset: int, shape: tuple[int, ...], perms: tuple[str | None, ...]):
+        self.offset, self.shape, self.perms = offset, shape, perms
 
-    def __init__(self, a: torch.Tensor, b: torch.Tensor, dims: dict[str, tuple[int, ...]]):
-        self.a = a.contiguous()
-        self.a_flat = self.a.reshape(a.shape[0], -1)
-        self.b = b.contiguous()
-        self.dims = dims
+    def columns(self, host: dict[str, np.ndarray]) -> np.ndarray:
+        """Source column in B_P of each of the block's columns under the current perms."""
+        idx = np.arange(int(np.prod(self.shape, dtype=np.int64)), dtype=np.int64).reshape(self.shape)
+        for dim, q in enumerate(self.perms):
+            if q is not None:
+                idx = np.take(idx, host[q], axis=dim)
+        return self.offset + idx.reshape(-1)
 
-    def value(self) -> torch.Tensor:
-        return self.a_flat @ self.b.reshape(self.b.shape[0], -1).T
 
-    def update(self, q: str, sigma: torch.Tensor, moved: torch.Tensor | None, cost: torch.Tensor) -> None:
-        """Q's permutation became old[sigma]: permute b and add the change to `cost`.
-        `moved` lists the positions that changed (None: many did)."""
-        dims = self.dims[q]
-        n = self.b.shape[0]
-        if moved is None or len(dims) > 1:
-            before = self.b
-            for d in dims:
-                self.b = self.b.index_select(d, sigma)
-            cost.addmm_(self.a_flat, (self.b - before).reshape(n, -1).T)
-            return
-        (d,) = dims
-        before = self.b.index_select(d, moved)
-        self.b = self.b.index_select(d, sigma)
-        delta = self.b.index_select(d, moved) - before
-        cost.addmm_(self.a.index_select(d, moved).reshape(n, -1), delta.reshape(n, -1).T)
+class _Side:
+    """Everything kept for one permutation P: A_P, B_P (columns in their original
+    order), the current column order of B_P, and C_P."""
+
+    def __init__(self, p: str, spec: PermutationSpec, a: Params, b: Params, host: dict[str, np.ndarray]):
+        axes = spec.perm_to_axes[p]
+        n = a[axes[0][0]].shape[axes[0][1]]
+        first = a[axes[0][0]]
+        blocks: list[_Block] = []
+        self.by_perm: dict[str, list[_Block]] = {}  # Q -> blocks Q acts on
+        offset = 0
+        for name, axis in axes:
+            w = a[name]
+            rest = tuple(s for ax, s in enumerate(w.shape) if ax != axis)
+            on = tuple(q for ax, q in enumerate(spec.axes_to_perm[name]) if ax != axis)
+            block = _Block(offset, rest, on)
+            blocks.append(block)
+            for q in set(on) - {None}:
+                self.by_perm.setdefault(q, []).append(block)
+            offset += int(np.prod(rest, dtype=np.int64))
+        self.n, self.width = n, offset
+        self.A = torch.empty(n, offset, dtype=torch.float64, device=first.device)
+        self.B = torch.empty_like(self.A)
+        for (name, axis), block in zip(axes, blocks):
+            cols = slice(block.offset, block.offset + int(np.prod(block.shape, dtype=np.int64)))
+            self.A[:, cols].view(n, *block.shape).copy_(a[name].detach().movedim(axis, 0))
+            self.B[:, cols].view(n, *block.shape).copy_(b[name].detach().movedim(axis, 0))
+        self.blocks = blocks
+        self.cols = np.concatenate([blk.columns(host) for blk in blocks]) if blocks else np.zeros(0, np.int64)
+        if np.array_equal(self.cols, np.arange(offset)):
+            self.C = self.A @ self.B.T
+        else:
+            self.C = self.A @ self.B[:, torch.from_numpy(self.cols).to(self.B.device)].T
+
+    def follow(self, q: str, host: dict[str, np.ndarray]) -> bool:
+        """Q's permutation changed (host[q] is the new one): update the column order and
+        C_P by the columns that moved. Returns whether C_P changed."""
+        where, src_new, src_old = [], [], []
+        for block in self.by_perm[q]:
+            lo = block.offset
+            span = int(np.prod(block.shape, dtype=np.int64))
+            old = self.cols[lo : lo + span]
+            new = block.columns(host)
+            moved = np.flatnonzero(new != old)
+            if len(moved):
+                where.append(lo + moved)
+                src_new.append(new[moved])
+                src_old.append(old[moved])
+                self.cols[lo : lo + span] = new
+        if not where:
+            return False
+        idx = torch.from_numpy(np.stack([np.concatenate(v) for v in (where, src_new, src_old)])).to(self.A.device)
+        k = idx.shape[1]
+        gathered = self.B.index_select(1, idx[1:].reshape(-1))
+        delta = gathered[:, :k] - gathered[:, k:]
+        self.C.addmm_(self.A.index_select(1, idx[0]), delta.T)
+        return True
 
 
 def weight_matching(
@@ -133,81 +196,58 @@ def weight_matching(
     tol: float = 1e-12,
 ) -> MatchResult:
     """Permutations of B's units that bring B's weights closest to A's."""
-    check_compatible(spec, a, b)
-    a = {k: a[k].detach().double() for k in spec.axes_to_perm}
-    b = {k: b[k].detach().double() for k in spec.axes_to_perm}
-    device = next(iter(a.values())).device
-    perms = dict(init) if init is not None else identity_perms(spec, a)
-    perms = {p: perms[p].to(device) for p in spec.perm_names}
+    _check_keys_and_shapes(spec, a, b)
+    spec.check(a)
+    names = spec.perm_names
+    sizes = spec.perm_sizes(a)
+    device = a[next(iter(spec.axes_to_perm))].device
+    flat_a, flat_b = _flat64(spec, a), _flat64(spec, b)
+    if not _all_finite([flat_a, flat_b]):
+        _check_finite(spec, "A", a)
+        _check_finite(spec, "B", b)
+
     # The permutations' bookkeeping is on the host: the solver's answers arrive there.
-    host = {p: perms[p].cpu().numpy().astype(np.int64) for p in perms}
+    if init is None:
+        host = {p: np.arange(sizes[p], dtype=np.int64) for p in names}
+        total = float(torch.dot(flat_a, flat_b))
+    else:
+        host = {p: init[p].detach().cpu().numpy().astype(np.int64) for p in names}
+        init_dev = {p: init[p].to(device) for p in names}
+        total = objective(spec, init_dev, {k: a[k].double() for k in spec.axes_to_perm},
+                          {k: b[k].double() for k in spec.axes_to_perm})
+    del flat_a, flat_b
+    sides = {p: _Side(p, spec, a, b, host) for p in names}
+    neighbours = {q: [p for p in names if q in sides[p].by_perm] for q in names}
 
-    # Cost matrix pieces, built once: a constant part and the terms that change.
-    costs: dict[str, torch.Tensor] = {}
-    users: dict[str, list[tuple[str, _Term]]] = {p: [] for p in perms}  # Q -> terms containing Q
-    for p, axes in spec.perm_to_axes.items():
-        for name, axis in axes:
-            others = [(q, ax) for ax, q in enumerate(spec.axes_to_perm[name]) if q is not None and ax != axis]
-            wb = permute_param(spec, perms, name, b[name], except_axis=axis)
-            if not others:  # e.g. a bias: its term never changes
-                value = _flat(a[name], axis) @ _flat(wb, axis).T
-            else:
-                # Position of each other axis after moving `axis` to the front.
-                dims: dict[str, tuple[int, ...]] = {}
-                for q, ax in others:
-                    dims[q] = dims.get(q, ()) + (ax + 1 if ax < axis else ax,)
-                term = _Term(a[name].movedim(axis, 0), wb.movedim(axis, 0), dims)
-                for q in dims:
-                    users[q].append((p, term))
-                value = term.value()
-            if p in costs:
-                costs[p] += value
-            else:
-                costs[p] = value
-
-    result = MatchResult(perms)
+    result = MatchResult({})
     # Only the terms touching P change in a step, by exactly the gain, so the objective
     # is tracked incrementally instead of being recomputed.
-    total = objective(spec, perms, a, b)
-    names = spec.perm_names
-    stale = dict.fromkeys(names, True)  # cost changed since P's last solve (or never solved)
+    stale = dict.fromkeys(names, True)  # C_P changed since P's last solve (or never solved)
     gen = torch.Generator().manual_seed(seed)
     for sweep in range(max_sweeps):
         improved = False
         for i in torch.randperm(len(names), generator=gen).tolist():
             p = names[i]
-            if not stale[p]:
-                result.objective.append(total)
-                continue
-            stale[p] = False
-            c = costs[p]
-            current = perms[p]
-            rows = torch.arange(c.shape[0], device=c.device)
-            # Every row at its maximum: no assignment does better.
-            if bool((c[rows, current] >= c.max(dim=1).values).all()):
-                result.objective.append(total)
-                continue
-            c_host = c.cpu().numpy()
-            new = solve_lap_numpy(c_host)
-            old = host[p]
-            changed = np.flatnonzero(new != old)
-            gain = float((c_host[changed, new[changed]] - c_host[changed, old[changed]]).sum())
-            if gain > tol:
-                inv_old = np.empty_like(old)
-                inv_old[old] = np.arange(len(old))
-                sigma = torch.from_numpy(inv_old[new]).to(device)
-                low_rank = len(changed) <= _LOW_RANK_FRACTION * len(old)
-                moved = torch.from_numpy(changed).to(device) if low_rank else None
-                for q, term in users[p]:
-                    term.update(p, sigma, moved, costs[q])
-                    stale[q] = True
-                host[p] = new
-                perms[p] = torch.from_numpy(new).to(device)
-                total += gain
-                improved = True
+            if stale[p]:
+                stale[p] = False
+                c = sides[p].C.cpu().numpy()
+                old = host[p]
+                rows = np.arange(len(old))
+                # Every row at its maximum: no assignment does better, skip the solve.
+                if not np.all(c[rows, old] >= c.max(axis=1)):
+                    new = solve_lap_numpy(c)
+                    moved = np.flatnonzero(new != old)
+                    gain = float((c[moved, new[moved]] - c[moved, old[moved]]).sum())
+                    if gain > tol:
+                        host[p] = new
+                        total += gain
+                        improved = True
+                        for q in neighbours[p]:
+                            if sides[q].follow(p, host):
+                                stale[q] = True
             result.objective.append(total)
         result.sweeps = sweep + 1
         if not improved:
             break
-    result.perms = perms
+    result.perms = {p: torch.from_numpy(host[p].copy()).to(device) for p in names}
     return result

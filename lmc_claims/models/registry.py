@@ -92,3 +92,18 @@ def get_architecture(name: str) -> Architecture:
 
 def build_model(arch: str, input_shape, num_classes: int, width: int) -> nn.Module:
     return get_architecture(arch).factory(tuple(input_shape), num_classes, width)
+
+
+def validate(name: str, input_shape, num_classes: int = 10) -> None:
+    """Build the architecture once and check its permutation spec, so a broken user
+    architecture fails at start-up with a clear message instead of inside every test."""
+    import torch
+
+    from ..permutation.derive import derive_spec
+
+    arch = get_architecture(name)
+    model = arch.factory(tuple(input_shape), num_classes, 1)
+    if arch.spec is None:
+        derive_spec(model, torch.zeros(2, *input_shape))
+    else:
+        arch.spec(model).check(model.state_dict())

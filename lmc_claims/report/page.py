@@ -24,6 +24,9 @@ th { background: #f6f8fa; }
 tr.pass td.verdict { color: var(--pass); } tr.fail td.verdict { color: var(--fail); }
 tr.inconclusive td.verdict { color: var(--inconclusive); } tr.error td.verdict { color: var(--error); }
 td.num { font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.seeds { font-variant-numeric: tabular-nums; }
+.scroll { overflow-x: auto; }
+table.summary td:first-child, table.summary code { white-space: nowrap; }
 code { font-size: .85em; background: #f6f8fa; padding: .1rem .3rem; border-radius: 4px; }
 .badge { display: inline-block; padding: .05rem .55rem; border-radius: 1rem; color: #fff; font-size: .8rem;
          font-weight: 600; letter-spacing: .03em; vertical-align: middle; }
@@ -60,7 +63,7 @@ def _figure(fig: dict, pngs: dict[str, bytes]) -> str:
 
 
 def _summary(report: dict) -> list[str]:
-    out = ['<table class="summary" id="summary-table"><thead><tr><th>claim</th><th>architecture</th><th>dataset</th>'
+    out = ['<div class="scroll"><table class="summary" id="summary-table"><thead><tr><th>claim</th><th>architecture</th><th>dataset</th>'
            '<th>scale</th><th>verdict</th><th>key figure</th><th>criterion</th></tr></thead><tbody>']
     for r in report["claims"]:
         claim, arch, data, scale, verdict, figure, condition = summary_cells(r)
@@ -68,22 +71,22 @@ def _summary(report: dict) -> list[str]:
                    f"<td>{escape(arch)}</td><td>{escape(data)}</td><td>{escape(scale)}</td>"
                    f'<td class="verdict"><strong>{escape(verdict)}</strong></td><td class="num">{escape(figure)}</td>'
                    f"<td><code>{escape(condition)}</code></td></tr>")
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return out
 
 
 def _criteria(record: dict) -> list[str]:
-    out = ['<table class="criteria"><thead><tr><th>criterion</th><th>source of the number</th><th>n</th>'
+    out = ['<div class="scroll"><table class="criteria"><thead><tr><th>criterion</th><th>source of the number</th><th>n</th>'
            "<th>mean ± std</th><th>per seed</th><th>one-sided 95% bounds (lower, upper)</th><th>verdict</th>"
            "</tr></thead><tbody>"]
     for j in record["judgements"]:
         seeds = ", ".join(fmt(v, 3) for v in j.get("values", []))
         out.append(f'<tr class="{escape(j["verdict"])}"><td><code>{escape(j["criterion"])}</code></td>'
                    f'<td>{escape(j["source"])}</td><td class="num">{j["n"]}</td>'
-                   f'<td class="num">{fmt(j["mean"])} ± {fmt(j["std"], 2)}</td><td class="num">{escape(seeds)}</td>'
-                   f'<td class="num">({fmt(j["lower"])}, {fmt(j["upper"])})</td>'
+                   f'<td class="num">{fmt(j["mean"])} ± {fmt(j["std"], 2)}</td><td class="seeds">{escape(seeds)}</td>'
+                   f'<td class="seeds">({fmt(j["lower"])}, {fmt(j["upper"])})</td>'
                    f'<td class="verdict"><strong>{escape(j["verdict"])}</strong></td></tr>')
-    out.append("</tbody></table>")
+    out.append("</tbody></table></div>")
     return out
 
 

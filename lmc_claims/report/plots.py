@@ -114,7 +114,7 @@ def barrier_vs_width(fig, by_width) -> None:
             ax.errorbar(x, mean, yerr=std, color=colour, lw=2, marker="o", capsize=3, label=name)
         ax.axhline(0, color="black", lw=0.6)
         label_x(ax, widths, x, log)
-        ax.set_xlabel("width (hidden units per layer)")
+        ax.set_xlabel("width")
         ax.set_title(f"{split} split", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("loss barrier (nats)")
@@ -152,6 +152,9 @@ def l2_distance(fig, ds) -> None:
     right.grid(alpha=0.3, axis="y")
 
 
+MAX_LAYER_COLUMNS = 5
+
+
 def _short_layer(name: str) -> str:
     return str(name).removesuffix(".weight")
 
@@ -165,10 +168,17 @@ def _short_layer(name: str) -> str:
         size=(12.0, 6.6))
 def sv_alignment(fig, ds) -> None:
     layers = list(ds["layer"].values)
-    axes = fig.subplots(2, len(layers), squeeze=False)
+    # Deep nets (a ResNet has ~20 weight matrices) wrap onto several bands of two rows.
+    ncols = min(len(layers), MAX_LAYER_COLUMNS)
+    bands = -(-len(layers) // ncols)
+    fig.set_size_inches(max(10.0, 2.9 * ncols + 0.6), 3.1 * 2 * bands + 0.6)
+    axes = fig.subplots(2 * bands, ncols, squeeze=False)
+    for extra in range(len(layers), bands * ncols):
+        axes[2 * (extra // ncols), extra % ncols].set_visible(False)
+        axes[2 * (extra // ncols) + 1, extra % ncols].set_visible(False)
     k = ds["k_fraction"].values
     for c, layer in enumerate(layers):
-        top, bottom = axes[0, c], axes[1, c]
+        top, bottom = axes[2 * (c // ncols), c % ncols], axes[2 * (c // ncols) + 1, c % ncols]
         for s, search in enumerate(ds["search"].values):
             colour, name = search_style(search, s)
             v = only(ds["overlap_top"].sel(layer=layer, search=search), ("pair", "k_fraction")).values
@@ -194,8 +204,9 @@ def sv_alignment(fig, ds) -> None:
         bottom.set_xlabel("singular value rank")
         bottom.set_ylim(0, 1.02)
         bottom.grid(alpha=0.3)
-    axes[0, 0].set_ylabel("overlap O_k (top-k)")
-    axes[1, 0].set_ylabel("|cos u_i| · |cos v_i|")
+    for band in range(bands):
+        axes[2 * band, 0].set_ylabel("overlap O_k (top-k)")
+        axes[2 * band + 1, 0].set_ylabel("|cos u_i| · |cos v_i|")
     legend_below(fig, axes[0, 0])
 
 
@@ -273,6 +284,7 @@ def singular_values(fig, ds) -> None:
             ax.scatter(np.full(len(y), c) + np.linspace(-0.15, 0.15, len(y)), y, color="#1f77b4", s=16)
         if log:
             ax.set_yscale("log")
-        ax.set_xticks(range(len(layers)), labels=[_short_layer(n) for n in layers], rotation=15)
+        ax.set_xticks(range(len(layers)), labels=[_short_layer(n) for n in layers], rotation=15 if len(layers) <= 6 else 60,
+                      fontsize=None if len(layers) <= 6 else 7)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, axis="y")

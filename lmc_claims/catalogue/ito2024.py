@@ -1,19 +1,15 @@
-"""The claims this package can verify. Thresholds say where their numbers come from;
-"ours" marks a criterion this project chose for a CPU-scale reproduction (fixed before
-measuring, never tuned to make a claim pass)."""
+"""Ito, Yamada, Kumagai 2024 (arXiv 2402.04051): weight matching through singular vectors."""
 
 from __future__ import annotations
 
-from .claims import Claim, Criterion
-from .errors import unknown_name
+from ..claims import Claim, Criterion
 
-ITO = "Ito, Yamada, Kumagai 2024 (arXiv 2402.04051)"
-GIT_REBASIN = "Ainsworth, Hayase, Srinivasa 2023, Git Re-Basin (arXiv 2209.04836)"
+PAPER = "Ito, Yamada, Kumagai 2024 (arXiv 2402.04051)"
 
-_CLAIMS = [
+CLAIMS = [
     Claim(
         id="ito2024-singular-values",
-        paper=ITO,
+        paper=PAPER,
         section="§4, Eq. (3)",
         statement="A permutation P_l W_l P_{l-1}^T leaves every layer's singular values unchanged "
         "(it only moves the singular vectors to P_l U and P_{l-1} V).",
@@ -26,7 +22,7 @@ _CLAIMS = [
     ),
     Claim(
         id="ito2024-l2-distance",
-        paper=ITO,
+        paper=PAPER,
         section="§3",
         statement="Weight matching does not significantly reduce the L2 distance between two models "
         "(r = ||theta_A - pi(theta_B)|| / ||theta_A - theta_B|| stays close to 1) although it removes most of the barrier.",
@@ -38,7 +34,7 @@ _CLAIMS = [
     ),
     Claim(
         id="ito2024-sv-alignment",
-        paper=ITO,
+        paper=PAPER,
         section="§4, Figure 2",
         statement="The permutation found by WM aligns the singular vectors with large singular values: "
         "their subspaces overlap more after WM than before matching or after a random permutation, "
@@ -52,7 +48,7 @@ _CLAIMS = [
     ),
     Claim(
         id="ito2024-merge-wm-vs-ste",
-        paper=ITO,
+        paper=PAPER,
         section="§6",
         statement="When merging three or more models (each permuted onto a reference, then averaged), "
         "weight matching gives a better merged model than the straight-through estimator.",
@@ -62,24 +58,4 @@ _CLAIMS = [
             Criterion("loss_gain_wm_over_ste", ">", 0.0, source="paper §6 (direction); 95% one-sided bound above 0 (ours)"),
         ),
     ),
-    Claim(
-        id="ainsworth2023-wm-barrier",
-        paper=GIT_REBASIN,
-        section="§3 and Figure 2 (MLP on MNIST)",
-        statement="Two independently trained MLPs have a large loss barrier on the straight line between them; "
-        "after weight matching the barrier is near zero.",
-        metric="test loss barrier (mean cross-entropy, 25 interpolation points), naive and after WM",
-        criteria=(
-            Criterion("naive_barrier", ">=", 0.3, source="ours: 'large' read as >= 0.3 nats (paper gives no number)"),
-            Criterion("wm_barrier", "<=", 0.05, source="ours: 'near zero' read as <= 0.05 nats (paper gives no tolerance)"),
-        ),
-    ),
 ]
-
-CLAIMS: dict[str, Claim] = {c.id: c for c in _CLAIMS}
-
-
-def get_claim(claim_id: str) -> Claim:
-    if claim_id not in CLAIMS:
-        raise unknown_name("claim id", claim_id, CLAIMS)
-    return CLAIMS[claim_id]
