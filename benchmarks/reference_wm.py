@@ -54,15 +54,19 @@ def weight_matching(
     seed: int = 0,
     max_sweeps: int = 100,
     tol: float = 1e-12,
+    init: dict[str, np.ndarray] | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
     """Returns (perms, sweeps). `orders(sweep)` gives the visiting order of the
     permutations (indices into the order in which they first appear in `axes_to_perm`);
-    by default a NumPy random permutation per sweep."""
+    by default a NumPy random permutation per sweep. The search starts from the identity
+    or from `init`."""
     a = {k: np.asarray(a[k], dtype=np.float64) for k in axes_to_perm}
     b = {k: np.asarray(b[k], dtype=np.float64) for k in axes_to_perm}
     p2a = perm_to_axes(axes_to_perm)
     names = list(p2a)
     perms = {p: np.arange(a[p2a[p][0][0]].shape[p2a[p][0][1]]) for p in names}
+    if init is not None:
+        perms = {p: np.asarray(init[p]).copy() for p in names}
     if orders is None:
         rng = np.random.default_rng(seed)
         orders = lambda sweep: rng.permutation(len(names))  # noqa: E731

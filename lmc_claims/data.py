@@ -9,7 +9,9 @@ after their files are verified.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -215,32 +217,95 @@ DATASETS: dict[str, Callable[[], TensorData]] = {
     **{name: (lambda n=name: _from_torchvision(n)) for name in ROOT_DATASETS},
 }
 EMBEDDED = ("mnist5k", "digits", "mnist1d")
+
+# "<base>-pca<k>": a registered dataset projected onto its top k principal components, so the
+# input dimension (and with it the dimension of the first layer's neuron weights) can be
+# varied on the same images (Ferbach et al. 2024 relate LMC to that dimension).
+_PCA_NAME = re.compile(r"^(?P<base>.+)-pca(?P<k>[1-9][0-9]*)$")
+
+
+def pca_parts(name: str) -> tuple[str, int] | None:
+    """(base, k) for a "<base>-pca<k>" name over a registered base dataset, else None."""
+    m = _PCA_NAME.match(name)
+    if m is None or m["base"] not in DATASETS:
+        return None
+    return m["base"], int(m["k"])
+
+
+class _InputShapes(dict):
+    """Input shapes by dataset name; "<base>-pca<k>" names resolve to (k,)."""
+
+    def __missing__(self, name: str) -> tuple[int, ...]:
+        parts = pca_parts(name)
+        if parts is None:
+            raise KeyError(name)
+        return (parts[1],)
+
+
 # Input shapes without loading the data (used to check a user's architecture at start-up).
-INPUT_SHAPES = {"mnist5k": (1, 28, 28), "digits": (1, 8, 8), "mnist1d": (40,), "mnist": (1, 28, 28),
-                "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)}
+INPUT_SHAPES = _InputShapes({"mnist5k": (1, 28, 28), "digits": (1, 8, 8), "mnist1d": (40,), "mnist": (1, 28, 28),
+                             "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)})
 
 _CACHE: dict[str, TensorData] = {}
 
 
 def describe(name: str) -> str:
+    parts = pca_parts(name)
+    if parts is not None:
+        base, k = parts
+        return (f"{base} projected onto its top {k} principal components (fitted on its training split), "
+                f"{k} input features")
     return ROOT_DATASETS[name].description if name in ROOT_DATASETS else (DATASETS[name].__doc__ or "").strip()
 
 
 def check_dataset_name(name: str) -> None:
-    if name not in DATASETS:
+    if name in DATASETS:
+        return
+    parts = pca_parts(name)
+    if parts is None:
         raise unknown_name("dataset", name, DATASETS)
+    base, k = parts
+    features = math.prod(INPUT_SHAPES[base])
+    if k > features:
+        raise LmcClaimsError(f"Dataset {name!r} asks for {k} principal components of {base!r}, which has "
+                             f"only {features} input features.", f"use {base}-pcaK with K <= {features}.")
 
 
 def availability(name: str) -> str | None:
     """None when the dataset can be loaded, else a message saying where to put which files."""
     check_dataset_name(name)
+    parts = pca_parts(name)
+    if parts is not None:
+        return availability(parts[0])
     if name in ROOT_DATASETS and ROOT_DATASETS[name].problems():
         return ROOT_DATASETS[name].missing_message()
     return None
 
 
+def project_pca(data: TensorData, k: int, name: str) -> TensorData:
+    """The data's inputs projected onto the top k principal directions of its training split.
+
+    Directions are eigenvectors of the training covariance (float64), each signed so that its
+    largest-magnitude entry is positive (the projection is then the same on every machine up
+    to rounding). The projections are rescaled by one scalar to unit overall standard
+    deviation, as every dataset here is standardised."""
+    flat = lambda t: t.flatten(1).double().numpy()
+    x_train = flat(data.x_train)
+    mean = x_train.mean(axis=0)
+    centred = x_train - mean
+    _, vectors = np.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
+    top = vectors[:, ::-1][:, :k]
+    top = top * np.sign(top[np.abs(top).argmax(axis=0), np.arange(k)])
+    z_train = centred @ top
+    scale = z_train.std()
+    to_t = lambda z: torch.from_numpy(np.ascontiguousarray(z / scale, dtype=np.float32))
+    return TensorData(name, to_t(z_train), data.y_train, to_t((flat(data.x_test) - mean) @ top), data.y_test,
+                      data.num_classes)
+
+
 def load_dataset(name: str) -> TensorData:
     check_dataset_name(name)
     if name not in _CACHE:
-        _CACHE[name] = DATASETS[name]()
+        parts = pca_parts(name)
+        _CACHE[name] = project_pca(load_dataset(parts[0]), parts[1], name) if parts else DATASETS[name]()
     return _CACHE[name]

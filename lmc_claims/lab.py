@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .data import TensorData, load_dataset
+from .matching.activation import activation_matching
 from .matching.ste import ste_matching
 from .matching.weight import weight_matching
 from .metrics.interpolation import has_batchnorm
@@ -82,7 +83,7 @@ class Lab:
     def train_config(self, arch: str, dataset: str, width: int, seed: int) -> TrainConfig:
         run = self.run(arch, dataset)
         return TrainConfig(arch=arch, dataset=dataset, width=width, seed=seed, epochs=run.epochs,
-                           batch_size=run.batch_size, lr=run.lr, n_train=run.n_train)
+                           batch_size=run.batch_size, lr=run.lr, n_train=run.n_train, optimizer=run.optimizer)
 
     def template(self, arch: str, dataset: str, width: int) -> nn.Module:
         return self.memo(("template", arch, dataset, width), lambda: make_model(
@@ -116,8 +117,9 @@ class Lab:
 
     # -- permutation searches -------------------------------------------------
     def match(self, method: str, arch: str, dataset: str, width: int, seed_a: int, seed_b: int) -> Perms:
-        """Permutation of model seed_b onto model seed_a found by `method` ("wm" or "ste")."""
-        if method not in ("wm", "ste"):
+        """Permutation of model seed_b onto model seed_a found by `method`: "wm" (weight
+        matching), "am" (activation matching) or "ste" (straight-through estimator)."""
+        if method not in ("wm", "am", "ste"):
             raise ValueError(f"unknown matching method {method!r}")
 
         def fetch():
@@ -131,12 +133,16 @@ class Lab:
                 "b": self.train_config(arch, dataset, width, seed_b).as_dict(),
                 "data": data.fingerprint(),
                 "ste": asdict(self.scale.ste) if method == "ste" else None,
+                "am_examples": self.run(arch, dataset).n_eval_train if method == "am" else None,
             }
 
             def build():
                 t0 = time.perf_counter()
                 if method == "wm":
                     res = weight_matching(spec, a, b, seed=seed_a * 1000 + seed_b)
+                elif method == "am":
+                    x = self.eval_sets(arch, dataset)["train"][0]
+                    res = activation_matching(spec, self.template(arch, dataset, width), a, b, x)
                 else:
                     res = ste_matching(spec, self.template(arch, dataset, width), a, b,
                                        data.x_train, data.y_train, self.scale.ste)

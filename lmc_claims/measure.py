@@ -20,28 +20,34 @@ def pair_label(a: int, b: int) -> str:
     return f"{a}-{b}"
 
 
+def curves(lab: Lab, arch: str, dataset: str, width: int, seed_a: int, seed_b: int, method: str) -> dict:
+    """Loss / accuracy along A -> pi(B) on each split, memoised per pair and search so that
+    claims asking for different searches share the work."""
+
+    def compute():
+        model = lab.template(arch, dataset, width)
+        a = lab.model(arch, dataset, width, seed_a)
+        b = lab.permuted(method, arch, dataset, width, seed_a, seed_b)
+        bn_data = lab.bn_data(arch, dataset, width)
+        return {split: interpolation_curve(model, a, b, x, y, DEFAULT_LAMBDAS, bn_data=bn_data)
+                for split, (x, y) in lab.eval_sets(arch, dataset).items()}
+
+    return lab.memo(("curves", arch, dataset, width, seed_a, seed_b, method), compute)
+
+
 def interpolation(lab: Lab, arch: str, dataset: str, width: int, methods=("naive", "wm")) -> xr.Dataset:
-    """Loss / accuracy along the path A -> pi(B) for every pair, method and split, with barriers.
+    """Loss / accuracy along the path A -> pi(B) for every pair, search and split, with barriers.
     BatchNorm statistics are reset on training data at every point (Git Re-Basin / REPAIR)."""
-    return lab.memo(("interpolation", arch, dataset, width, methods),
-                    lambda: _interpolation(lab, arch, dataset, width, methods))
-
-
-def _interpolation(lab: Lab, arch: str, dataset: str, width: int, methods) -> xr.Dataset:
     splits = lab.eval_sets(arch, dataset)
-    bn_data = lab.bn_data(arch, dataset, width)
-    model = lab.template(arch, dataset, width)
     pairs = lab.scale.pairs
     lams = DEFAULT_LAMBDAS
     loss = np.zeros((len(pairs), len(methods), len(SPLITS), len(lams)))
     acc = np.zeros_like(loss)
     for i, (sa, sb) in enumerate(pairs):
-        a = lab.model(arch, dataset, width, sa)
         for j, method in enumerate(methods):
-            b = lab.permuted(method, arch, dataset, width, sa, sb)
+            c = curves(lab, arch, dataset, width, sa, sb, method)
             for k, split in enumerate(SPLITS):
-                c = interpolation_curve(model, a, b, *splits[split], lams, bn_data=bn_data)
-                loss[i, j, k], acc[i, j, k] = c.loss, c.accuracy
+                loss[i, j, k], acc[i, j, k] = c[split].loss, c[split].accuracy
     dims = ("pair", "search", "split", "lam")
     coords = {"pair": [pair_label(*p) for p in pairs], "search": list(methods), "split": list(SPLITS), "lam": lams}
     ds = xr.Dataset(
@@ -50,8 +56,8 @@ def _interpolation(lab: Lab, arch: str, dataset: str, width: int, methods) -> xr
             "accuracy": (dims, acc, {"long_name": "accuracy along the path", "units": "1"}),
         },
         coords=coords,
-        attrs={"batchnorm_reset": int(bn_data is not None), "n_train_eval": len(splits["train"][1]),
-               "n_test_eval": len(splits["test"][1])},
+        attrs={"batchnorm_reset": int(lab.bn_data(arch, dataset, width) is not None),
+               "n_train_eval": len(splits["train"][1]), "n_test_eval": len(splits["test"][1])},
     )
     line = lambda v: chord(ds.lam, v.isel(lam=0, drop=True), v.isel(lam=-1, drop=True))
     ds["loss_barrier"] = (ds.loss - line(ds.loss)).max("lam").assign_attrs(
@@ -59,6 +65,34 @@ def _interpolation(lab: Lab, arch: str, dataset: str, width: int, methods) -> xr
     ds["accuracy_barrier"] = (line(ds.accuracy) - ds.accuracy).max("lam").assign_attrs(
         long_name="accuracy barrier: max over lam of the endpoints' chord minus accuracy", units="1")
     return ds
+
+
+def barrier_of(ds: xr.Dataset, search: str) -> xr.DataArray:
+    """Per-pair test loss barrier of one search in an `interpolation` dataset."""
+    return ds.loss_barrier.sel(split="test", search=search, drop=True).assign_attrs(units="nats")
+
+
+def shrink_distance(lab: Lab, arch: str, dataset: str, width: int, target: xr.DataArray, steps: int = 6) -> xr.DataArray:
+    """Per pair: the largest t for which B_t = A + t (B - A), *without* matching, has a test loss
+    barrier no larger than `target` (the barrier WM reaches), found by bisection on t in [0, 1].
+    t is also the distance ratio ||A - B_t|| / ||A - B|| needed to reach that barrier by shrinking."""
+    model = lab.template(arch, dataset, width)
+    x, y = lab.eval_sets(arch, dataset)["test"]
+    bn_data = lab.bn_data(arch, dataset, width)
+    out = []
+    for (sa, sb), goal in zip(lab.scale.pairs, target.values):
+        a, b = lab.model(arch, dataset, width, sa), lab.model(arch, dataset, width, sb)
+        lo, hi = 0.0, 1.0
+        for _ in range(steps):
+            t = (lo + hi) / 2
+            bt = {k: (a[k] + t * (b[k] - a[k])) if a[k].is_floating_point() else a[k] for k in a}
+            if interpolation_curve(model, a, bt, x, y, DEFAULT_LAMBDAS, bn_data=bn_data).loss_barrier <= goal:
+                lo = t
+            else:
+                hi = t
+        out.append(lo)
+    return xr.DataArray(np.array(out), dims="pair", coords={"pair": [pair_label(*p) for p in lab.scale.pairs]},
+                        attrs={"long_name": "distance ratio needed to reach the WM barrier by shrinking B towards A", "units": "1"})
 
 
 def distances(lab: Lab, arch: str, dataset: str, width: int) -> xr.Dataset:
@@ -91,10 +125,17 @@ K_FRACTIONS = (0.02, 0.05, 0.1, 0.25, 0.5)
 TOP_FRACTION = 0.1  # "large singular values": the top 10% of the rank (ours)
 
 
+ALIGNMENT_SEARCHES = ("naive", "random", "wm", "ste")
+
+
 def alignment(lab: Lab, arch: str, dataset: str, width: int) -> xr.Dataset:
-    """Subspace overlaps O_k (top and tail) of A with B naive / random-permuted / WM-permuted."""
+    """Subspace overlaps O_k (top and tail) of A with B naive / random-permuted / WM / STE-permuted."""
+    return lab.memo(("alignment", arch, dataset, width), lambda: _alignment(lab, arch, dataset, width))
+
+
+def _alignment(lab: Lab, arch: str, dataset: str, width: int) -> xr.Dataset:
     spec = lab.spec(arch, dataset, width)
-    methods = ("naive", "random", "wm")
+    methods = ALIGNMENT_SEARCHES
     pairs = lab.scale.pairs
     first = layer_svds(spec, lab.model(arch, dataset, width, pairs[0][0]))
     layers, max_rank = [l.name for l in first], max(l.rank for l in first)
@@ -109,6 +150,7 @@ def alignment(lab: Lab, arch: str, dataset: str, width: int) -> xr.Dataset:
             "naive": [b],
             "random": [apply_permutation(spec, random_perms(spec, b, gen), b) for _ in range(lab.scale.n_random)],
             "wm": [lab.permuted("wm", arch, dataset, width, sa, sb)],
+            "ste": [lab.permuted("ste", arch, dataset, width, sa, sb)],
         }
         for j, method in enumerate(methods):
             svds = [layer_svds(spec, v) for v in variants[method]]
@@ -133,6 +175,8 @@ def alignment(lab: Lab, arch: str, dataset: str, width: int) -> xr.Dataset:
     ds["top_gain_vs_naive"] = (at("overlap_top", "wm") - at("overlap_top", "naive")).assign_attrs(units="1")
     ds["top_gain_vs_random"] = (at("overlap_top", "wm") - at("overlap_top", "random")).assign_attrs(units="1")
     ds["top_minus_tail_wm"] = (at("overlap_top", "wm") - at("overlap_tail", "wm")).assign_attrs(units="1")
+    ds["top_gain_wm_minus_ste"] = (at("overlap_top", "wm") - at("overlap_top", "ste")).assign_attrs(
+        long_name="top-k overlap after WM minus after STE", units="1")
     return ds
 
 
@@ -170,3 +214,52 @@ def merged(lab: Lab, arch: str, dataset: str, width: int, n: int, methods=("wm",
     ds["accuracy_gain_wm_over_ste"] = (ds.test_accuracy.sel(search="wm", drop=True) - ds.test_accuracy.sel(search="ste", drop=True)).assign_attrs(units="1")
     ds["loss_gain_wm_over_ste"] = (ds.test_loss.sel(search="ste", drop=True) - ds.test_loss.sel(search="wm", drop=True)).assign_attrs(units="nats")
     return ds
+
+
+def slope_vs_log_width(widths, values: np.ndarray) -> np.ndarray:
+    """Least-squares slope of values (pairs x widths) against log2(width), per pair."""
+    lw = np.log2(np.asarray(widths, dtype=float))
+    lw = lw - lw.mean()
+    v = values - values.mean(axis=1, keepdims=True)
+    return (v * lw).sum(axis=1) / (lw**2).sum()
+
+
+ENERGY = 0.9  # "most of the spectrum": singular values holding 90% of sum s_i^2 (ours)
+
+
+def dominant_share(lab: Lab, arch: str, dataset: str, width: int, seed: int) -> float:
+    """Fraction of singular values needed to hold ENERGY of sum s_i^2, mean over the
+    weight matrices with at least one permuted (hidden) side."""
+    shares = []
+    for layer in layer_svds(lab.spec(arch, dataset, width), lab.model(arch, dataset, width, seed)):
+        if layer.rows_permuted or layer.cols_permuted:
+            energy = torch.cumsum(layer.s**2, 0) / (layer.s**2).sum()
+            shares.append((int(torch.searchsorted(energy, torch.tensor(ENERGY, dtype=energy.dtype))) + 1) / layer.rank)
+    return float(np.mean(shares))
+
+
+def width_sweep(lab: Lab, arch: str, dataset: str, searches=("wm", "am")) -> xr.Dataset:
+    """Barriers after each search and dominant-share of the spectrum at every width of the run."""
+    widths = lab.run(arch, dataset).widths
+    pairs = lab.scale.pairs
+    barrier = np.zeros((len(pairs), len(searches) + 1, len(widths)))
+    share = np.zeros((len(pairs), len(widths)))
+    for w_i, w in enumerate(widths):
+        ds = interpolation(lab, arch, dataset, w, ("naive",) + tuple(searches))
+        for s_i, search in enumerate(("naive",) + tuple(searches)):
+            barrier[:, s_i, w_i] = barrier_of(ds, search).values
+        share[:, w_i] = [dominant_share(lab, arch, dataset, w, sa) for sa, _ in pairs]
+    out = xr.Dataset(
+        {
+            "barrier": (("pair", "search", "width"), barrier, {"long_name": "test loss barrier", "units": "nats"}),
+            "dominant_share": (("pair", "width"), share,
+                               {"long_name": f"fraction of singular values holding {ENERGY:.0%} of sum s^2", "units": "1"}),
+        },
+        coords={"pair": [pair_label(*p) for p in pairs], "search": ["naive", *searches], "width": list(widths)},
+    )
+    for s_i, search in enumerate(searches, start=1):
+        out[f"{search}_barrier_slope"] = ("pair", slope_vs_log_width(widths, barrier[:, s_i]),
+                                          {"long_name": f"slope of the {search} barrier against log2(width)", "units": "nats"})
+    out["dominant_share_slope"] = ("pair", slope_vs_log_width(widths, share),
+                                   {"long_name": "slope of the dominant share against log2(width)", "units": "1"})
+    return out

@@ -195,6 +195,8 @@ def verify(request, claims_session, claims_lab):
         params = dict(getattr(getattr(request.node, "callspec", None), "params", {}))
         if "setting" in params:
             params = dict(zip(("arch", "dataset", "width"), params.pop("setting")), **params)
+        if "width_run" in params:
+            params = dict(zip(("arch", "dataset"), params.pop("width_run")), **params)
         prov = provenance(str(claims_lab.device), {"scale": claims_lab.scale.name, "params": params, **config}, seeds)
         ds = attach_verdict(ds, claim, judgements, verdict, prov)
         path = write_netcdf(ds, claims_session.report_dir / "data" / f"{_safe_name(request.node.nodeid)}.nc")
@@ -296,12 +298,20 @@ class _Hooks:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Claim tests asking for `setting` run once per architecture x dataset x width of the
     scale; `n_models` (merge size) adds each run's merge sizes."""
-    if "setting" not in metafunc.fixturenames:
+    if "setting" not in metafunc.fixturenames and "width_run" not in metafunc.fixturenames:
         return
     from .data import availability
 
     scale = metafunc.config.stash[_KEY].scale()
     missing = {d: availability(d) for d in {r.dataset for r in scale.runs}}
+    if "width_run" in metafunc.fixturenames:
+        # Claims across widths: one test per architecture x dataset with at least two widths.
+        runs = [r for r in scale.runs if len(r.widths) >= 2]
+        metafunc.parametrize("width_run", [
+            pytest.param((r.arch, r.dataset), id=f"{r.arch}-{r.dataset}",
+                         marks=[pytest.mark.skip(reason=missing[r.dataset])] if missing[r.dataset] else [])
+            for r in runs])
+        return
     params = []
     for r in scale.runs:
         # A dataset whose files are absent skips its claim tests, saying where to put which files.

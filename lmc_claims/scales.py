@@ -28,6 +28,7 @@ class Run:
     n_test: int | None = None
     n_eval_train: int | None = None  # training examples used for train-split curves (and BN statistics)
     merge_sizes: tuple[int, ...] = (3, 4, 5)
+    optimizer: str = "adam"  # or "sgd" (plain SGD, lr above), for claims stated for SGD-trained nets
 
 
 @dataclass(frozen=True)
@@ -77,10 +78,14 @@ class Scale:
 SCALES: dict[str, Scale] = {
     "smoke": Scale(
         name="smoke",
-        runs=(Run("mlp", "mnist5k", widths=(32,), epochs=3, n_train=1000, n_test=500, merge_sizes=(3,)),),
+        runs=(Run("mlp", "mnist5k", widths=(16, 32), epochs=3, n_train=1000, n_test=500, merge_sizes=(3,)),),
         custom=Run("custom", "mnist5k", widths=(1,), epochs=1, n_train=500, n_test=250, n_eval_train=250, merge_sizes=(3,)),
         n_pairs=3, merge_sets=3, n_random=2,
         ste=SteConfig(epochs=1, batch_size=250),
+        # Ferbach et al. 2024: two-layer nets trained by plain SGD, on MNIST and its projections
+        # onto k principal components (input dimension k), across widths.
+        extra_runs=tuple(Run("mlp-d1", d, widths=(8, 16, 32), epochs=2, lr=0.1, n_train=1000, n_test=500,
+                             n_eval_train=250, optimizer="sgd") for d in ("mnist5k", "mnist5k-pca8", "mnist5k-pca32")),
     ),
     "ci": Scale(
         name="ci",
@@ -91,6 +96,9 @@ SCALES: dict[str, Scale] = {
         custom=Run("custom", "mnist5k", widths=(1,), epochs=6, n_train=2000, n_eval_train=500, merge_sizes=(3,)),
         n_pairs=3, merge_sets=3, n_random=5,
         ste=SteConfig(epochs=2, batch_size=256),
+        extra_runs=tuple(Run("mlp-d1", d, widths=(16, 32, 64, 128, 256, 512), epochs=10, lr=0.1, n_eval_train=1000,
+                             optimizer="sgd")
+                         for d in ("mnist5k", *(f"mnist5k-pca{k}" for k in (8, 16, 32, 64, 128)))),
     ),
     "paper": Scale(
         name="paper",
@@ -106,6 +114,9 @@ SCALES: dict[str, Scale] = {
         custom=Run("custom", "mnist", widths=(1, 2, 4), epochs=30, n_eval_train=10000),
         n_pairs=5, merge_sets=5, n_random=5,
         ste=SteConfig(epochs=10, batch_size=256),
+        extra_runs=tuple(Run("mlp-d1", d, widths=(64, 128, 256, 512, 1024, 2048, 4096), epochs=30, lr=0.1,
+                             n_eval_train=10000, optimizer="sgd")
+                         for d in ("mnist", *(f"mnist-pca{k}" for k in (8, 16, 32, 64, 128, 256)))),
     ),
 }
 

@@ -24,9 +24,15 @@ class TrainConfig:
     lr: float = 1e-3  # Adam, as Git Re-Basin's MLP experiments
     weight_decay: float = 0.0
     n_train: int | None = None  # first n training examples; None = all
+    optimizer: str = "adam"  # "adam", or "sgd": plain SGD without momentum (mean-field theory's setting)
 
     def as_dict(self) -> dict:
-        return asdict(self)
+        d = asdict(self)
+        # The config is the cache key: leaving the default optimizer out keeps the keys of
+        # every model trained before the field existed (all Adam) valid.
+        if d["optimizer"] == "adam":
+            del d["optimizer"]
+        return d
 
     def label(self) -> str:
         return f"{self.arch}-w{self.width}-{self.dataset}-seed{self.seed}"
@@ -39,6 +45,17 @@ def make_model(config: TrainConfig, data: TensorData) -> nn.Module:
     return build_model(config.arch, data.input_shape, data.num_classes, config.width)
 
 
+OPTIMIZERS = ("adam", "sgd")
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    if config.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    raise ValueError(f"unknown optimizer {config.optimizer!r}; expected one of {OPTIMIZERS}")
+
+
 def train(config: TrainConfig, data: TensorData, device: torch.device, progress: ProgressFn | None = None):
     """Train from scratch; returns the model's state dict on the CPU."""
     # Seeds derived arithmetically (never from hash()) so they are stable across processes.
@@ -47,7 +64,7 @@ def train(config: TrainConfig, data: TensorData, device: torch.device, progress:
     order = torch.Generator().manual_seed(1_000_003 * config.seed + 17)
     x = data.x_train[: config.n_train].to(device)
     y = data.y_train[: config.n_train].to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    opt = make_optimizer(config, model)
     steps_per_epoch = math.ceil(len(x) / config.batch_size)
     total = steps_per_epoch * config.epochs
     # Cosine decay to zero: ends in a well-settled minimum, which LMC results assume.

@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from lmc_claims.catalogue import get_claim
-from lmc_claims.claims import judge, overall
+from lmc_claims.claims import Claim, Criterion, judge, overall
 from lmc_claims.cli import main
 from lmc_claims.report import figures, rebuild_report, write_report
 from lmc_claims.results import attach_verdict, provenance, write_netcdf
@@ -28,11 +27,30 @@ PAIRS = ["0-1", "2-3", "4-5"]
 LAMS = np.linspace(0, 1, 9)
 
 
-def write_claim(data_dir: Path, claim_id: str, ds: xr.Dataset, params: dict, name: str) -> Path:
-    claim = get_claim(claim_id)
+def make_claim(claim_id: str, *criteria: tuple[str, str, float]) -> Claim:
+    return Claim(id=claim_id, paper=f"Paper of {claim_id}", section="§1", statement=f"The statement of {claim_id}.",
+                 metric="a metric", criteria=tuple(Criterion(s, op, t, source="ours") for s, op, t in criteria))
+
+
+# The claims' criteria are fixed here, not taken from the catalogue, so that these tests follow
+# the report's schema rather than the catalogue's current thresholds.
+CLAIMS = {c.id: c for c in (
+    make_claim("ainsworth2023-wm-barrier", ("naive_barrier", ">=", 0.3), ("wm_barrier", "<=", 0.05)),
+    make_claim("ito2024-l2-distance", ("l2_ratio", ">=", 0.7), ("barrier_reduction", ">=", 0.8)),
+    make_claim("ito2024-sv-alignment", ("top_gain_vs_naive", ">", 0), ("top_gain_vs_random", ">", 0), ("top_minus_tail_wm", ">", 0)),
+    make_claim("ito2024-merge-wm-vs-ste", ("accuracy_gain_wm_over_ste", ">", 0), ("loss_gain_wm_over_ste", ">", 0)),
+    make_claim("ito2024-singular-values", ("max_rel_sv_change", "<=", 1e-9)),
+    make_claim("ainsworth2023-width", ("wm_barrier_slope", "<", 0)),
+)}
+
+
+def write_claim(data_dir: Path, claim_id: str, ds: xr.Dataset, params: dict, name: str, **attrs) -> Path:
+    claim = CLAIMS[claim_id]
     js = [judge(c, ds[c.statistic].values, claim.min_seeds) for c in claim.criteria]
     prov = provenance("cpu", {"scale": "ci", "params": params, **params}, list(range(6)))
-    return write_netcdf(attach_verdict(ds, claim, js, overall(js), prov), data_dir / f"{name}.nc")
+    out = attach_verdict(ds, claim, js, overall(js), prov)
+    out.attrs.update(attrs)
+    return write_netcdf(out, data_dir / f"{name}.nc")
 
 
 def interpolation(rng, width: int, searches=("naive", "wm")) -> xr.Dataset:
@@ -102,6 +120,16 @@ def sv_claim(rng) -> xr.Dataset:
     return ds
 
 
+def width_claim(rng) -> xr.Dataset:
+    widths = [1, 2, 4]
+    barrier = np.array([1.0, 0.2])[None, :, None] / np.array(widths) + 0.01 * rng.random((3, 2, 3))
+    ds = xr.Dataset({"barrier": (("pair", "search", "width"), barrier),
+                     "dominant_share": (("pair", "width"), 0.5 - 0.1 * np.log2(widths) + 0.01 * rng.random((3, 3)))},
+                    coords={"pair": PAIRS, "search": ["naive", "wm"], "width": widths})
+    ds["wm_barrier_slope"] = ("pair", np.polyfit(np.log2(widths), barrier[:, 1].T, 1)[0])
+    return ds
+
+
 def mlp(width: int, **more) -> dict:
     return {"arch": "mlp", "dataset": "mnist5k", "width": width, **more}
 
@@ -118,11 +146,13 @@ def write_run(report_dir: Path, seed: int = 0, merge_wm_better: bool = True) -> 
         write_claim(data, "ito2024-merge-wm-vs-ste", merge_claim(rng, n, merge_wm_better), mlp(128, n_models=n),
                     f"test_wm_beats_ste_when_merging_mlp-w128-N{n}")
     write_claim(data, "ito2024-singular-values", sv_claim(rng), mlp(128), "test_permutations_keep_singular_values_mlp-w128")
+    write_claim(data, "ainsworth2023-width", width_claim(rng), {"arch": "resnet20", "dataset": "mnist5k"},
+                "test_barrier_falls_with_width_resnet20-mnist5k")
     return report_dir
 
 
 EXPECTED_KINDS = {"interpolation", "barrier-vs-width", "l2-distance", "sv-alignment", "merged-models", "merge-vs-models",
-                  "singular-values"}
+                  "singular-values", "width-sweep"}
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +178,7 @@ def test_report_is_rebuilt_from_netcdf_alone_without_torch(rebuilt):
         assert (report_dir / name).stat().st_size > 0
     report = json.loads((report_dir / "report.json").read_text())
     assert report["scale"] == "ci" and report["device"] == "cpu" and report["warnings"] == []
-    assert len(report["claims"]) == 7
+    assert len(report["claims"]) == 8
     for r in report["claims"]:
         ds = xr.load_dataset(report_dir / r["data_file"])
         for key in ("nodeid", "id", "paper", "section", "statement", "metric", "params", "verdict", "value", "criterion",
@@ -157,7 +187,8 @@ def test_report_is_rebuilt_from_netcdf_alone_without_torch(rebuilt):
         assert r["id"] == ds.attrs["claim_id"] and r["verdict"] == ds.attrs["verdict"]
         assert r["value"] == pytest.approx(float(ds.criterion_mean[0]))
         assert r["criterion"] == "; ".join(map(str, ds.criterion_text.values))
-        assert list(r["params"])[:3] == ["arch", "dataset", "width"]  # the plugin's order, not netCDF's sorted JSON
+        leading = [k for k in ("arch", "dataset", "width") if k in r["params"]]
+        assert list(r["params"])[:len(leading)] == leading  # the plugin's order, not netCDF's sorted JSON
         assert r["n_seeds"] == int(ds.criterion_n.min())
         for j in r["judgements"]:
             assert len(j["values"]) == j["n"]
@@ -234,6 +265,16 @@ def test_without_a_previous_report_the_node_id_falls_back_to_the_file_name(tmp_p
     assert report["claims"][0]["nodeid"] == "test_sv_mlp-w64" and report["claims"][0]["notes"] == []
 
 
+def test_what_the_paper_reports_is_shown_beside_the_measurement(tmp_path):
+    report_dir = tmp_path / "reports"
+    write_claim(report_dir / "data", "ito2024-singular-values", sv_claim(np.random.default_rng(7)), mlp(64), "test_sv",
+                paper_figure="Table 1: identical singular values")
+    report = rebuild_report(report_dir)
+    assert report["claims"][0]["paper_figure"] == "Table 1: identical singular values"
+    assert "The paper reports:</strong> Table 1: identical singular values" in (report_dir / "report.html").read_text()
+    assert "The paper reports: Table 1: identical singular values" in (report_dir / "report.md").read_text()
+
+
 def test_figures_of_claim_tests_no_longer_reported_are_removed(tmp_path):
     report_dir = tmp_path / "reports"
     write_claim(report_dir / "data", "ito2024-singular-values", sv_claim(np.random.default_rng(3)), mlp(64), "test_sv")
@@ -245,7 +286,7 @@ def test_figures_of_claim_tests_no_longer_reported_are_removed(tmp_path):
 
 
 def test_a_new_figure_kind_is_chosen_by_the_variables_a_dataset_holds(tmp_path, monkeypatch):
-    monkeypatch.setattr(figures, "_KINDS", dict(figures._KINDS))
+    monkeypatch.setattr(figures, "_KINDS", {k.name: k for k in figures.kinds()})  # built-ins first
     drawn = []
 
     @figures.figure("combination-loss", needs={"combination_loss": ("combination",)}, caption="loss per combination")
@@ -266,7 +307,7 @@ def test_a_new_figure_kind_is_chosen_by_the_variables_a_dataset_holds(tmp_path, 
 
 
 def test_a_figure_that_cannot_be_drawn_is_a_warning_not_a_lost_report(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(figures, "_KINDS", dict(figures._KINDS))
+    monkeypatch.setattr(figures, "_KINDS", {k.name: k for k in figures.kinds()})  # built-ins first
 
     @figures.figure("broken", needs={"rel_sv_change": ("seed",)}, caption="never drawn")
     def broken(fig, ds):
@@ -312,6 +353,7 @@ window.addEventListener('load', () => {
   const pre = document.createElement('pre'); pre.id = 'probe';
   pre.textContent = JSON.stringify({
     images: [...document.images].map(i => [i.complete, i.naturalWidth, i.naturalHeight]),
+    overflow: document.documentElement.scrollWidth - document.documentElement.clientWidth,
     rows: document.querySelectorAll('#summary-table tbody tr').length,
     errors: window.__errors});
   document.body.appendChild(pre);
@@ -328,12 +370,13 @@ def test_report_renders_in_headless_chromium(rebuilt, tmp_path):
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000"]
-    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=90)
+    dom = subprocess.run([CHROMIUM, *flags, "--window-size=1200,3000", "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=90)
     assert dom.returncode == 0, dom.stderr[-2000:]
     found = re.search(r'<pre id="probe">([^<]*)</pre>', dom.stdout)
     assert found, "the page did not finish loading: " + dom.stdout[-1000:]
     result = json.loads(found.group(1).replace("&quot;", '"'))
     assert result["errors"] == []
+    assert result["overflow"] <= 0  # nothing wider than the window at 1200 px
     assert result["rows"] == len(report["claims"])
     assert len(result["images"]) == len(all_figures(report))
     assert all(complete and w >= 800 and h >= 300 for complete, w, h in result["images"])

@@ -25,11 +25,17 @@ CLAIMS = [
         paper=PAPER,
         section="§3",
         statement="Weight matching does not significantly reduce the L2 distance between two models "
-        "(r = ||theta_A - pi(theta_B)|| / ||theta_A - theta_B|| stays close to 1) although it removes most of the barrier.",
-        metric="r per model pair; test loss barrier reduction 1 - B_WM / B_naive",
+        "(r = ||theta_A - pi(theta_B)|| / ||theta_A - theta_B|| stays close to 1) although it removes most of the barrier; "
+        "LMC is not explained by the reduction: shrinking B towards A without matching reaches WM's barrier only at a "
+        "much smaller distance.",
+        metric="r per model pair (and r for random permutations); test loss barrier reduction 1 - B_WM / B_naive; "
+        "shrink ratio t* = largest t with barrier(A, A + t (B - A)) <= B_WM",
         criteria=(
             Criterion("l2_ratio", ">=", 0.7, source="CLAIMS.md item 2 (our CPU criterion: r >= 0.7)"),
             Criterion("barrier_reduction", ">=", 0.8, source="CLAIMS.md item 2 (our CPU criterion: >= 80% lower barrier)"),
+            Criterion("l2_ratio_minus_shrink_ratio", ">", 0.0,
+                      source="issue criterion (ours): shrinking B towards A without matching must reach WM's barrier "
+                      "only at a smaller distance ratio than WM's r; one-sided 95% bound above 0"),
         ),
     ),
     Claim(
@@ -56,6 +62,31 @@ CLAIMS = [
         criteria=(
             Criterion("accuracy_gain_wm_over_ste", ">", 0.0, source="paper §6 (direction); 95% one-sided bound above 0 (ours)"),
             Criterion("loss_gain_wm_over_ste", ">", 0.0, source="paper §6 (direction); 95% one-sided bound above 0 (ours)"),
+        ),
+    ),
+    Claim(
+        id="ito2024-ste-alignment",
+        paper=PAPER,
+        section="§6",
+        statement="The straight-through estimator reaches LMC without aligning the singular vectors with large "
+        "singular values the way weight matching does.",
+        metric="top-10% subspace overlap gain over the unmatched pair, WM minus STE; test loss barrier reduction of STE",
+        criteria=(
+            Criterion("top_gain_wm_minus_ste", ">", 0.0, source="paper §6 (direction); one-sided 95% bound above 0 (ours)"),
+            Criterion("ste_barrier_reduction", ">=", 0.8, source="CLAIMS.md item 2's '>= 80% lower barrier' reused for 'reaches LMC' (ours)"),
+        ),
+    ),
+    Claim(
+        id="ito2024-width",
+        paper=PAPER,
+        section="open question 2 / §4 discussion (width and dominant singular values)",
+        statement="Wider models satisfy LMC more easily: the barrier after WM falls as width grows, and so does the "
+        "share of singular values needed to hold most of each layer's spectrum.",
+        metric="per pair: least-squares slope against log2(width) of the WM test loss barrier and of the fraction of "
+        "singular values holding 90% of sum s_i^2 (mean over hidden-layer weight matrices)",
+        criteria=(
+            Criterion("wm_barrier_slope", "<", 0.0, source="direction from the paper; one-sided 95% bound below 0 (ours)"),
+            Criterion("dominant_share_slope", "<", 0.0, source="direction from the paper; 90% energy cut and bound are ours"),
         ),
     ),
 ]

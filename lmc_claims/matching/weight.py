@@ -217,6 +217,13 @@ def weight_matching(
                           {k: b[k].double() for k in spec.axes_to_perm})
     del flat_a, flat_b
     sides = {p: _Side(p, spec, a, b, host) for p in names}
+    # A parameter with the same permutation on two axes makes C_P depend on P itself: the
+    # step is then a linearisation and its gain is not the objective's change, so the
+    # objective is recomputed after each accepted step instead.
+    coupled = [k for k, ax in spec.axes_to_perm.items() if len([q for q in ax if q]) > len({q for q in ax if q})]
+    if coupled:
+        a64 = {k: a[k].detach().double() for k in spec.axes_to_perm}
+        b64 = {k: b[k].detach().double() for k in spec.axes_to_perm}
     neighbours = {q: [p for p in names if q in sides[p].by_perm] for q in names}
 
     result = MatchResult({})
@@ -245,6 +252,9 @@ def weight_matching(
                         for q in neighbours[p]:
                             if sides[q].follow(p, host):
                                 stale[q] = True
+                        if coupled:
+                            current = {q: torch.from_numpy(host[q]).to(device) for q in names}
+                            total = objective(spec, current, a64, b64)
             result.objective.append(total)
         result.sweeps = sweep + 1
         if not improved:

@@ -27,6 +27,8 @@ def render_markdown(report: dict) -> str:
         out += ["", f"## {claim_id}", ""]
         if first.get("paper"):
             out += [f"*{first['paper']}, {first['section']}*", "", f"> {first['statement']}", "", f"Metric: {first['metric']}"]
+            if first.get("paper_figure"):
+                out += ["", f"The paper reports: {first['paper_figure']}"]
         out += _figures(report.get("claim_figures", {}).get(claim_id, []))
         for r in tests:
             out += ["", f"### {claim_id} [{params_text(r['params'])}]: {r['verdict'].upper()}", ""]

@@ -141,6 +141,8 @@ def render_html(report: dict, pngs: dict[str, bytes]) -> str:
             out += [f'<p class="source">{escape(first["paper"])}, {escape(first["section"])}</p>',
                     f"<blockquote>{escape(first['statement'])}</blockquote>",
                     f"<p><strong>Metric:</strong> {escape(first['metric'])}</p>"]
+            if first.get("paper_figure"):
+                out.append(f"<p><strong>The paper reports:</strong> {escape(first['paper_figure'])}</p>")
         out += [_figure(f, pngs) for f in report.get("claim_figures", {}).get(claim_id, [])]
         for r in tests:
             out += _test(r, pngs)

@@ -7,6 +7,8 @@ drawn thick, error bars one standard deviation over pairs or sets.
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .figures import figure
@@ -16,10 +18,11 @@ SEARCH_STYLE = {
     "random": ("#7f7f7f", "random permutation"),
     "wm": ("#1f77b4", "weight matching (WM)"),
     "ste": ("#2ca02c", "straight-through estimator (STE)"),
+    "am": ("#ff7f0e", "activation matching (AM)"),
     "endpoints": ("#000000", "mean of the endpoint models"),
 }
-SHORT_NAME = {"naive": "naive", "random": "random", "wm": "WM", "ste": "STE", "endpoints": "endpoints (mean)"}
-_SPARE_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf", "#ff7f0e")
+SHORT_NAME = {"naive": "naive", "random": "random", "wm": "WM", "ste": "STE", "am": "AM", "endpoints": "endpoints (mean)"}
+_SPARE_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
 
 
 def search_style(search: str, index: int) -> tuple[str, str]:
@@ -47,7 +50,7 @@ def searches(datasets) -> list[str]:
 
 def place(values) -> tuple[np.ndarray, bool]:
     """x positions for parameter values: the values on a log-2 axis when they are numbers, else 0, 1, 2 ..."""
-    if all(isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in values):
+    if all(isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0 for v in values):
         return np.asarray(values, float), max(values) / min(values) >= 4
     return np.arange(len(values), dtype=float), False
 
@@ -57,6 +60,21 @@ def legend_below(fig, ax) -> None:
     handles, labels = ax.get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 5), fontsize=8, frameon=False)
+
+
+def trend(ax, x, columns, colour: str, label: str, headline: bool = True) -> None:
+    """Values against a parameter: `columns[i]` holds every pair's (or set's) value at x[i] (None: not measured
+    there). Dots for each, a line through the means with one standard deviation as error bars."""
+    stats = []
+    for xi, v in zip(x, columns):
+        if v is None:
+            stats.append((np.nan, np.nan))
+            continue
+        ax.scatter(np.full(len(v), xi), v, color=colour, alpha=0.45, s=16, lw=0)
+        stats.append(spread(v))
+    mean, std = np.array(stats).T
+    ax.errorbar(x, mean, yerr=std, color=colour, lw=2.2 if headline else 1.1, ls="-" if headline else "--",
+                marker="o", ms=4, capsize=3, label=label)
 
 
 def label_x(ax, values, positions, log: bool) -> None:
@@ -102,22 +120,41 @@ def barrier_vs_width(fig, by_width) -> None:
     for ax, split in zip(axes, splits):
         for s, search in enumerate(searches(ds for _, ds in by_width)):
             colour, name = search_style(search, s)
-            stats = []
-            for xi, (_, ds) in zip(x, by_width):
-                if search not in ds["search"].values or split not in ds["split"].values:
-                    stats.append((np.nan, np.nan))
-                    continue
-                v = only(ds["loss_barrier"].sel(split=split, search=search), ("pair",)).values
-                ax.scatter(np.full(len(v), xi), v, color=colour, alpha=0.45, s=16, lw=0)
-                stats.append(spread(v))
-            mean, std = np.array(stats).T
-            ax.errorbar(x, mean, yerr=std, color=colour, lw=2, marker="o", capsize=3, label=name)
+            columns = [only(ds["loss_barrier"].sel(split=split, search=search), ("pair",)).values
+                       if search in ds["search"].values and split in ds["split"].values else None for _, ds in by_width]
+            trend(ax, x, columns, colour, name)
         ax.axhline(0, color="black", lw=0.6)
         label_x(ax, widths, x, log)
         ax.set_xlabel("width")
         ax.set_title(f"{split} split", fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("loss barrier (nats)")
+    legend_below(fig, axes[0])
+
+
+@figure("width-sweep", needs={"barrier": ("pair", "search", "width")},
+        caption="Test loss barrier after each search against width, measured in one claim test over all widths, and, "
+        "where stored, the fraction of singular values that holds most of the spectrum. Dots: every pair; "
+        "line: mean ± one standard deviation over pairs.")
+def width_sweep(fig, ds) -> None:
+    widths = ds["width"].values.tolist()
+    x, log = place(widths)
+    share = "dominant_share" in ds and set(ds["dominant_share"].dims) >= {"pair", "width"}
+    axes = fig.subplots(1, 2 if share else 1, squeeze=False)[0]
+    for s, search in enumerate(ds["search"].values):
+        colour, name = search_style(search, s)
+        v = only(ds["barrier"].sel(search=search), ("pair", "width")).values
+        trend(axes[0], x, list(v.T), colour, name)
+    axes[0].axhline(0, color="black", lw=0.6)
+    axes[0].set_ylabel("test loss barrier (nats)")
+    if share:
+        v = only(ds["dominant_share"], ("pair", "width")).values
+        trend(axes[1], x, list(v.T), "#9467bd", "share of singular values")
+        axes[1].set_ylabel(ds["dominant_share"].attrs.get("long_name", "dominant share"), fontsize=8)
+    for ax in axes:
+        label_x(ax, widths, x, log)
+        ax.set_xlabel("width")
+        ax.grid(alpha=0.3)
     legend_below(fig, axes[0])
 
 
@@ -246,18 +283,10 @@ def merge_vs_models(fig, by_n) -> None:
     for ax, (var, label) in zip(axes, panels):
         for s, search in enumerate(searches(ds for _, ds in by_n)):
             colour, name = search_style(search, s)
-            headline = search in ("wm", "ste")  # the comparison the claim is about; the rest give scale
-            stats = []
-            for xi, (_, ds) in zip(x, by_n):
-                if search not in ds["search"].values:
-                    stats.append((np.nan, np.nan))
-                    continue
-                v = only(ds[var].sel(search=search), ("model_set",)).values
-                ax.scatter(np.full(len(v), xi), v, color=colour, alpha=0.45, s=14, lw=0)
-                stats.append(spread(v))
-            mean, std = np.array(stats).T
-            ax.errorbar(x, mean, yerr=std, color=colour, lw=2.2 if headline else 1.1, ls="-" if headline else "--",
-                        marker="o", ms=4, capsize=3, label=name)
+            columns = [only(ds[var].sel(search=search), ("model_set",)).values if search in ds["search"].values else None
+                       for _, ds in by_n]
+            # WM and STE are the comparison the claim is about; the rest give scale.
+            trend(ax, x, columns, colour, name, headline=search in ("wm", "ste"))
         label_x(ax, ns, x, False)
         ax.set_xlabel("models merged (N)")
         ax.set_ylabel(label)

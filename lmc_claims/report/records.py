@@ -115,6 +115,7 @@ def record_from_dataset(ds, data_file: str, run: dict | None = None) -> dict:
         "section": attrs.get("section", ""),
         "statement": attrs.get("statement", ""),
         "metric": attrs.get("metric", ""),
+        "paper_figure": attrs.get("paper_figure", ""),  # what the paper itself reports, where the claim says
         "params": ordered_params(config.get("params", {}) if isinstance(config, dict) else {}),
         "verdict": attrs["verdict"],
         "value": judgements[0]["mean"] if judgements else None,
@@ -127,8 +128,9 @@ def record_from_dataset(ds, data_file: str, run: dict | None = None) -> dict:
     if "duration_s" in run:
         record["duration_s"] = run["duration_s"]
     record["scale"] = config.get("scale", "") if isinstance(config, dict) else ""
-    record["provenance"] = {k: _json_attr(attrs.get(k), "") for k in
-                            ("device", "git_commit", "package_version", "torch_version", "seeds", "created")}
+    record["provenance"] = {k: str(attrs.get(k, "")) for k in
+                            ("device", "git_commit", "package_version", "torch_version", "created")}
+    record["provenance"]["seeds"] = _json_attr(attrs.get("seeds"), [])
     return record
 
 

@@ -1,0 +1,29 @@
+"""Ito, Yamada, Kumagai 2024 (arXiv 2402.04051), §6: STE reaches LMC without aligning the
+singular vectors the way WM does.
+
+Statement: the straight-through estimator (Git Re-Basin Alg. 2; midpoint lam = 1/2 variant)
+finds permutations with a low barrier, but its permutations do not align the singular vectors
+with large singular values as weight matching's do.
+Metric: O_k overlap of the top 10% singular subspaces (../shared/CLAIMS.md item 3), WM minus
+STE, per pair; STE's test loss barrier reduction 1 - B_STE / B_naive.
+Criteria: WM - STE overlap gain above 0 (one-sided 95% bound; direction from the paper, bound
+ours); STE barrier reduction >= 0.8 (CLAIMS.md item 2's number reused for "reaches LMC", ours).
+"""
+
+import pytest
+
+from lmc_claims import measure
+
+pytestmark = pytest.mark.claims
+CLAIM = "ito2024-ste-alignment"
+
+
+def test_ste_does_not_align_singular_vectors(setting, claims_lab, verify):
+    arch, dataset, width = setting
+    ds = measure.alignment(claims_lab, arch, dataset, width)
+    curves = measure.interpolation(claims_lab, arch, dataset, width, ("naive", "wm", "ste"))
+    ds["ste_barrier_reduction"] = (1 - measure.barrier_of(curves, "ste") / measure.barrier_of(curves, "naive")).assign_attrs(
+        long_name="1 - test loss barrier after STE / naive test loss barrier", units="1")
+    ds = ds.merge(curves)
+    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "width": width, "ste": str(claims_lab.scale.ste)},
+           seeds=[s for p in claims_lab.scale.pairs for s in p])

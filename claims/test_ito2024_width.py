@@ -1,0 +1,25 @@
+"""Ito, Yamada, Kumagai 2024 (arXiv 2402.04051), width discussion (seed 003, open question 2):
+wider models satisfy LMC more easily.
+
+Statement: the barrier after weight matching falls as the width grows, and the share of
+singular values needed to hold most of a layer's spectrum falls with width (fewer dominant
+singular vectors to align).
+Metric: per independent pair, the least-squares slope against log2(width) of (a) the WM test
+loss barrier and (b) the fraction of singular values holding 90% of sum s_i^2, averaged over
+the hidden-layer weight matrices (90% is ours).
+Criteria: both slopes below 0 with a one-sided 95% bound over pairs (direction from the paper).
+"""
+
+import pytest
+
+from lmc_claims import measure
+
+pytestmark = pytest.mark.claims
+CLAIM = "ito2024-width"
+
+
+def test_width_makes_lmc_easier(width_run, claims_lab, verify):
+    arch, dataset = width_run
+    ds = measure.width_sweep(claims_lab, arch, dataset, searches=("wm", "am"))
+    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "widths": list(ds.width.values),
+                              "energy": measure.ENERGY}, seeds=[s for p in claims_lab.scale.pairs for s in p])
