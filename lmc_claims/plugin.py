@@ -23,6 +23,7 @@ RESULT_PROPERTY = "lmc_claims_result"
 class ClaimsSession:
     scale_name: str
     archs: list[str] | None
+    claim_ids: list[str] | None
     device_name: str
     cache_dir: Path | None
     report_dir: Path
@@ -73,6 +74,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     "mlp-dN, an import path module.sub:factory, or an `lmc_claims.architectures` entry point")
     group.addoption("--claims-dataset", default=None, metavar="NAME[,NAME]",
                     help="datasets to verify on instead of the scale's (`lmc-claims datasets`)")
+    group.addoption("--claims-id", default=None, metavar="ID[,ID]",
+                    help="run only these claims (ids from `lmc-claims list`)")
     group.addoption("--claims-data-root", default=None, metavar="DIR",
                     help="where downloaded datasets live (default: $LMC_CLAIMS_DATA or ./datasets)")
 
@@ -105,6 +108,7 @@ def pytest_configure(config: pytest.Config) -> None:
     session = ClaimsSession(
         scale_name=opt.claims_scale,
         archs=split(opt.claims_arch),
+        claim_ids=split(opt.claims_id),
         datasets=split(opt.claims_dataset),
         data_root=opt.claims_data_root,
         device_name=opt.claims_device,
@@ -116,11 +120,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_KEY] = session
     config.pluginmanager.register(_Hooks(session), "lmc-claims-hooks")
     selected = claims_selected(config)
-    if selected or opt.claims_scale != "ci" or opt.claims_device != "auto" or session.archs or session.datasets:
+    if selected or opt.claims_scale != "ci" or opt.claims_device != "auto" or session.archs or session.datasets \
+            or session.claim_ids:
         try:
+            from .catalogue import get_claim
             from .data import set_data_root
             from .device import resolve_device
 
+            for claim_id in session.claim_ids or ():
+                get_claim(claim_id)
             if session.data_root:
                 set_data_root(session.data_root)
             session.scale()  # validates scale, architecture and dataset names
@@ -247,10 +255,29 @@ def _record_from_report(report: pytest.TestReport) -> dict | None:
     return None
 
 
+def claim_ids_of(item: pytest.Item) -> set[str]:
+    """The claim a test verifies: its module's CLAIM, or a `claim` parameter."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "claim" in params:
+        return {params["claim"]}
+    module_claim = getattr(getattr(item, "module", None), "CLAIM", None)
+    return {module_claim} if module_claim else set()
+
+
 class _Hooks:
     def __init__(self, session: ClaimsSession):
         self.cs = session
         self.report: dict | None = None
+
+    def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
+        if not self.cs.claim_ids:
+            return
+        wanted = set(self.cs.claim_ids)
+        keep = [i for i in items if "claims" not in i.keywords or claim_ids_of(i) & wanted]
+        deselected = [i for i in items if i not in keep]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = keep
         self.error: str | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import asdict, dataclass
 from typing import Callable
@@ -10,6 +11,7 @@ import torch
 from torch import nn
 
 from .data import TensorData
+from .errors import LmcClaimsError
 from .models.registry import build_model
 
 
@@ -56,6 +58,31 @@ def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimiz
     raise ValueError(f"unknown optimizer {config.optimizer!r}; expected one of {OPTIMIZERS}")
 
 
+# Intra-op threads while training on a CPU (None: keep torch's setting). The steps are
+# small (batch 128); one thread makes the weights independent of the machine's core count
+# (bitwise, for the same config) and avoids the waits multi-threaded ops pay when the CPU
+# is shared with other processes: on a loaded 2-core machine, training the 3 x 512 MLP
+# ran ~25x faster than with 2 threads (benchmarks/RESULTS.md).
+TRAIN_THREADS: int | None = 1
+
+
+def _thread_limited(fn):
+    @functools.wraps(fn)
+    def wrapper(config, data, device, *args, **kwargs):
+        before = torch.get_num_threads()
+        limit = TRAIN_THREADS if torch.device(device).type == "cpu" else None
+        if limit is None or limit >= before:
+            return fn(config, data, device, *args, **kwargs)
+        torch.set_num_threads(limit)
+        try:
+            return fn(config, data, device, *args, **kwargs)
+        finally:
+            torch.set_num_threads(before)
+
+    return wrapper
+
+
+@_thread_limited
 def train(config: TrainConfig, data: TensorData, device: torch.device, progress: ProgressFn | None = None):
     """Train from scratch; returns the model's state dict on the CPU."""
     # Seeds derived arithmetically (never from hash()) so they are stable across processes.
@@ -86,5 +113,8 @@ def train(config: TrainConfig, data: TensorData, device: torch.device, progress:
     final = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
     for k, v in final.items():
         if v.is_floating_point() and not torch.isfinite(v).all():
-            raise FloatingPointError(f"training {config.label()} produced NaN/inf in {k}")
+            raise LmcClaimsError(
+                f"Training {config.label()} diverged: parameter {k} holds NaN or inf values.",
+                "lower the learning rate of this run in lmc_claims/scales.py (Run.lr) or check the data for NaN.",
+            )
     return final
