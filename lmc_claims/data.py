@@ -282,25 +282,35 @@ def availability(name: str) -> str | None:
     return None
 
 
-def project_pca(data: TensorData, k: int, name: str) -> TensorData:
-    """The data's inputs projected onto the top k principal directions of its training split.
+def pca_basis(data: TensorData, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and top k principal directions (columns) of the data's training inputs, float64.
 
-    Directions are eigenvectors of the training covariance (float64), each signed so that its
-    largest-magnitude entry is positive (the projection is then the same on every machine up
-    to rounding). The projections are rescaled by one scalar to unit overall standard
-    deviation, as every dataset here is standardised."""
-    flat = lambda t: t.flatten(1).double().numpy()
-    x_train = flat(data.x_train)
-    mean = x_train.mean(axis=0)
-    centred = x_train - mean
-    _, vectors = np.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
-    top = vectors[:, ::-1][:, :k]
-    top = top * np.sign(top[np.abs(top).argmax(axis=0), np.arange(k)])
-    z_train = centred @ top
+    Directions are eigenvectors of the training covariance, each signed so that its
+    largest-magnitude entry is positive (the same projection on every machine up to rounding).
+    One eigendecomposition per base dataset serves every k."""
+    key = (data.name, data.fingerprint())
+    if key not in _PCA_BASES:
+        x = data.x_train.flatten(1).double().numpy()
+        mean = x.mean(axis=0)
+        _, vectors = np.linalg.eigh((x - mean).T @ (x - mean))  # ascending eigenvalues
+        vectors = vectors[:, ::-1]
+        _PCA_BASES[key] = mean, vectors * np.sign(vectors[np.abs(vectors).argmax(axis=0), np.arange(vectors.shape[1])])
+    mean, vectors = _PCA_BASES[key]
+    return mean, vectors[:, :k]
+
+
+_PCA_BASES: dict[tuple[str, str], tuple[np.ndarray, np.ndarray]] = {}
+
+
+def project_pca(data: TensorData, k: int, name: str) -> TensorData:
+    """The data's inputs projected onto the top k principal directions of its training split,
+    rescaled by one scalar to unit overall standard deviation (every dataset here is standardised)."""
+    mean, top = pca_basis(data, k)
+    project = lambda t: (t.flatten(1).double().numpy() - mean) @ top
+    z_train = project(data.x_train)
     scale = z_train.std()
     to_t = lambda z: torch.from_numpy(np.ascontiguousarray(z / scale, dtype=np.float32))
-    return TensorData(name, to_t(z_train), data.y_train, to_t((flat(data.x_test) - mean) @ top), data.y_test,
-                      data.num_classes)
+    return TensorData(name, to_t(z_train), data.y_train, to_t(project(data.x_test)), data.y_test, data.num_classes)
 
 
 def load_dataset(name: str) -> TensorData:

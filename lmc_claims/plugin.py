@@ -215,6 +215,7 @@ def verify(request, claims_session, claims_lab):
             "section": claim.section,
             "statement": claim.statement,
             "metric": claim.metric,
+            "paper_figure": claim.paper_figure,
             "params": params,
             "verdict": verdict,
             "value": judgements[0].mean,
@@ -268,6 +269,7 @@ class _Hooks:
     def __init__(self, session: ClaimsSession):
         self.cs = session
         self.report: dict | None = None
+        self.error: str | None = None  # why the report could not be written, if it could not
 
     def pytest_collection_modifyitems(self, config: pytest.Config, items: list[pytest.Item]) -> None:
         if not self.cs.claim_ids:
@@ -278,7 +280,6 @@ class _Hooks:
         if deselected:
             config.hook.pytest_deselected(items=deselected)
             items[:] = keep
-        self.error: str | None = None
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call" or (report.failed and "claims" in report.keywords):

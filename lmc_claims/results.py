@@ -91,6 +91,7 @@ def attach_verdict(ds: xr.Dataset, claim: Claim, judgements: list[Judgement], ve
             "statement": claim.statement,
             "metric": claim.metric,
             "min_seeds": claim.min_seeds,
+            "paper_figure": claim.paper_figure,
             "verdict": verdict,
             "source": "lmc-claims",
             "references": claim.paper,

@@ -79,12 +79,12 @@ SCALES: dict[str, Scale] = {
     "smoke": Scale(
         name="smoke",
         runs=(Run("mlp", "mnist5k", widths=(16, 32), epochs=3, n_train=1000, n_test=500, merge_sizes=(3,)),),
-        custom=Run("custom", "mnist5k", widths=(1,), epochs=1, n_train=500, n_test=250, n_eval_train=250, merge_sizes=(3,)),
+        custom=Run("custom", "mnist5k", widths=(1, 2), epochs=1, n_train=300, n_test=200, n_eval_train=200, merge_sizes=(3,)),
         n_pairs=3, merge_sets=3, n_random=2,
         ste=SteConfig(epochs=1, batch_size=250),
         # Ferbach et al. 2024: two-layer nets trained by plain SGD, on MNIST and its projections
         # onto k principal components (input dimension k), across widths.
-        extra_runs=tuple(Run("mlp-d1", d, widths=(8, 16, 32), epochs=2, lr=0.1, n_train=1000, n_test=500,
+        extra_runs=tuple(Run("mlp-d1", d, widths=(8, 16, 32, 64), epochs=2, lr=0.1, n_train=1000, n_test=500,
                              n_eval_train=250, optimizer="sgd") for d in ("mnist5k", "mnist5k-pca8", "mnist5k-pca32")),
     ),
     "ci": Scale(
@@ -93,7 +93,7 @@ SCALES: dict[str, Scale] = {
             Run("mlp", "mnist5k", widths=(128, 512), epochs=20),
             Run("resnet20ln", "mnist5k", widths=(1,), epochs=6, n_train=2000, n_eval_train=500, merge_sizes=(3,)),
         ),
-        custom=Run("custom", "mnist5k", widths=(1,), epochs=6, n_train=2000, n_eval_train=500, merge_sizes=(3,)),
+        custom=Run("custom", "mnist5k", widths=(1, 2), epochs=6, n_train=2000, n_eval_train=500, merge_sizes=(3,)),
         n_pairs=3, merge_sets=3, n_random=5,
         ste=SteConfig(epochs=2, batch_size=256),
         extra_runs=tuple(Run("mlp-d1", d, widths=(16, 32, 64, 128, 256, 512), epochs=10, lr=0.1, n_eval_train=1000,

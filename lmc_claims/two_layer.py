@@ -157,8 +157,8 @@ def _at_width(lab: Lab, dataset: str, width: int) -> xr.Dataset:
     curves = measure.interpolation(lab, ARCH, dataset, width, SEARCHES)
     rows = {s: neuron_matrix(lab.model(ARCH, dataset, width, s)) for pair in lab.scale.pairs for s in pair}
     pair_mean = lambda f: np.array([np.mean([f(rows[a]), f(rows[b])]) for a, b in lab.scale.pairs])
-    test = curves.loss.sel(split="test", search="naive", drop=True)
-    acc = curves.accuracy.sel(split="test", search="naive", drop=True)
+    test_loss = curves.loss.sel(split="test", search="naive", drop=True)
+    test_accuracy = curves.accuracy.sel(split="test", search="naive", drop=True)
     ends = lambda v: (v.isel(lam=0, drop=True) + v.isel(lam=-1, drop=True)) / 2
     return xr.Dataset(
         {
@@ -166,8 +166,8 @@ def _at_width(lab: Lab, dataset: str, width: int) -> xr.Dataset:
             "path_accuracy": curves.accuracy.assign_attrs(long_name="accuracy along the path A -> pi(B)", units="1"),
             "loss_barrier_by_split": curves.loss_barrier.assign_attrs(
                 long_name="loss barrier: max over lam of loss minus the endpoints' chord", units="nats"),
-            "endpoint_test_loss": ends(test).assign_attrs(long_name="mean test loss of the pair's two models", units="nats"),
-            "endpoint_test_accuracy": ends(acc).assign_attrs(long_name="mean test accuracy of the pair's two models", units="1"),
+            "endpoint_test_loss": ends(test_loss).assign_attrs(long_name="mean test loss of the pair's two models", units="nats"),
+            "endpoint_test_accuracy": ends(test_accuracy).assign_attrs(long_name="mean test accuracy of the pair's two models", units="1"),
             "support_dim": ("pair", pair_mean(participation_ratio),
                             {"long_name": "participation ratio tr(S)^2/tr(S^2) of the covariance S of the hidden "
                              "neurons' weight vectors (incoming, bias, outgoing), mean of the pair's two models", "units": "1"}),
@@ -185,7 +185,7 @@ def barrier_vs_width(lab: Lab) -> xr.Dataset:
     base, _ = family_runs(lab.scale)
     widths = tuple(sorted(base.widths))
     ds = setting_sweep(lab, base.dataset, widths)
-    out = ds.copy()
+    out = ds.transpose("pair", "width", ...).copy()
     out["barrier"] = ds.loss_barrier_by_split.sel(split="test", drop=True).transpose("pair", "search", "width").assign_attrs(
         long_name="test loss barrier", units="nats")
     for search in SEARCHES:
@@ -211,41 +211,46 @@ def dimension_vs_barrier(lab: Lab) -> xr.Dataset:
     correlation, width by width, between the neurons' dimension and the WM test barrier."""
     base, settings = family_runs(lab.scale)
     widths = shared_widths(settings)
+    out = _settings_table(lab, settings, widths)
+    rho = _correlation_by_width(out.support_dim, out.wm_barrier)
+    out["spearman_by_width"] = (("pair", "width"), rho, {
+        "long_name": "Spearman correlation across settings of support_dim and wm_barrier at one width", "units": "1"})
+    out["spearman_dim_barrier"] = ("pair", row_means(rho), {
+        "long_name": "mean over widths of the Spearman correlation across settings between the neurons' "
+        "dimension and the WM test barrier", "units": "1"})
+    out["spearman_input_dim_barrier"] = ("pair", row_means(_correlation_by_width(out.input_dim, out.wm_barrier)), {
+        "long_name": "the same with the input dimension in place of the measured dimension", "units": "1"})
+    per_setting = lambda f: np.array([[f(out.wm_barrier.sel(pair=p, setting=s).values) for s in out.setting.values]
+                                      for p in out.pair.values])
+    out["width_to_lmc"] = (("pair", "setting"), per_setting(lambda b: first_width_below(widths, b, LMC_BARRIER)), {
+        "long_name": f"smallest width from which on the WM test barrier stays <= {LMC_BARRIER} nats (NaN: none)",
+        "units": "1"})
+    out["wm_barrier_loglog_slope"] = (("pair", "setting"), per_setting(lambda b: loglog_slope(widths, b)[0]), {
+        "long_name": "slope of log(WM test barrier) against log(width), per setting", "units": "1"})
+    return out.assign_attrs(base_dataset=base.dataset, arch=ARCH, optimizer=OPTIMIZER)
+
+
+def _settings_table(lab: Lab, settings, widths) -> xr.Dataset:
+    """Barriers, dimensions and endpoint quality over (pair, setting, width)."""
     names = [r.dataset for r in settings]
-    sweeps = [setting_sweep(lab, r.dataset, widths) for r in settings]
-    test_barrier = lambda ds, search: ds.loss_barrier_by_split.sel(split="test", search=search, drop=True)
+    sweeps = [setting_sweep(lab, name, widths) for name in names]
     stack = lambda arrays: xr.concat(arrays, dim="setting", coords="minimal", compat="override").assign_coords(setting=names)
+    test_barrier = lambda ds, search: ds.loss_barrier_by_split.sel(split="test", search=search, drop=True)
     out = xr.Dataset(
         {
             "wm_barrier": stack([test_barrier(d, "wm") for d in sweeps]).assign_attrs(
                 long_name="test loss barrier after WM (optimal transport of the neurons)", units="nats"),
             "naive_barrier": stack([test_barrier(d, "naive") for d in sweeps]).assign_attrs(
                 long_name="test loss barrier without matching", units="nats"),
-            "support_dim": stack([d.support_dim for d in sweeps]),
-            "energy_rank": stack([d.energy_rank for d in sweeps]),
-            "endpoint_test_loss": stack([d.endpoint_test_loss for d in sweeps]),
-            "endpoint_test_accuracy": stack([d.endpoint_test_accuracy for d in sweeps]),
+            **{v: stack([d[v] for d in sweeps]) for v in ("support_dim", "energy_rank", "endpoint_test_loss",
+                                                          "endpoint_test_accuracy")},
         },
     ).transpose("pair", "setting", "width")
-    out = out.assign_coords(input_dim=("setting", [input_dim(n) for n in names]))
-    rho = np.array([[spearman(out.support_dim.sel(pair=p, width=w), out.wm_barrier.sel(pair=p, width=w))
-                     for w in widths] for p in out.pair.values])
-    out["spearman_by_width"] = (("pair", "width"), rho, {
-        "long_name": "Spearman correlation across settings of support_dim and wm_barrier at one width", "units": "1"})
-    out["spearman_dim_barrier"] = ("pair", row_means(rho), {
-        "long_name": "mean over widths of the Spearman correlation across settings between the neurons' "
-        "dimension and the WM test barrier", "units": "1"})
-    rho_input = np.array([[spearman(out.input_dim, out.wm_barrier.sel(pair=p, width=w)) for w in widths]
-                          for p in out.pair.values])
-    out["spearman_input_dim_barrier"] = ("pair", row_means(rho_input), {
-        "long_name": "the same with the input dimension in place of the measured dimension", "units": "1"})
-    out["width_to_lmc"] = (("pair", "setting"), np.array([[
-        first_width_below(widths, out.wm_barrier.sel(pair=p, setting=s).values, LMC_BARRIER)
-        for s in names] for p in out.pair.values]), {
-        "long_name": f"smallest width from which on the WM test barrier stays <= {LMC_BARRIER} nats (NaN: none)",
-        "units": "1"})
-    slopes = np.array([[loglog_slope(widths, out.wm_barrier.sel(pair=p, setting=s).values)[0] for s in names]
-                       for p in out.pair.values])
-    out["wm_barrier_loglog_slope"] = (("pair", "setting"), slopes, {
-        "long_name": "slope of log(WM test barrier) against log(width), per setting", "units": "1"})
-    return out.assign_attrs(base_dataset=base.dataset, arch=ARCH, optimizer=OPTIMIZER)
+    return out.assign_coords(input_dim=("setting", [input_dim(n) for n in names]))
+
+
+def _correlation_by_width(x: xr.DataArray, barrier: xr.DataArray) -> np.ndarray:
+    """(pair, width) Spearman correlations across settings; x may or may not vary by pair and width."""
+    at = lambda da, p, w: da.sel({k: v for k, v in (("pair", p), ("width", w)) if k in da.dims})
+    return np.array([[spearman(at(x, p, w), at(barrier, p, w)) for w in barrier.width.values]
+                     for p in barrier.pair.values])

@@ -23,8 +23,10 @@ def test_example_architecture_runs_every_claim(tmp_path):
     proc = run(tmp_path, "examples.small_cnn:make_net")
     assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((tmp_path / "reports" / "report.json").read_text())
-    assert {r["id"] for r in report["claims"]} == set(CLAIMS)
-    assert {r["params"]["arch"] for r in report["claims"]} == {"examples.small_cnn:make_net"}
+    on_example = {r["id"] for r in report["claims"] if r["params"].get("arch") == "examples.small_cnn:make_net"}
+    # Every claim about "the architecture" ran on the example; Ferbach et al.'s claims are about
+    # two-layer networks and keep their own architecture.
+    assert on_example == {c for c in CLAIMS if not c.startswith("ferbach2024")}
     assert all(r["verdict"] in ("pass", "fail", "inconclusive") for r in report["claims"])
 
 

@@ -41,6 +41,7 @@ CLAIMS = {c.id: c for c in (
     make_claim("ito2024-merge-wm-vs-ste", ("accuracy_gain_wm_over_ste", ">", 0), ("loss_gain_wm_over_ste", ">", 0)),
     make_claim("ito2024-singular-values", ("max_rel_sv_change", "<=", 1e-9)),
     make_claim("ainsworth2023-width", ("wm_barrier_slope", "<", 0)),
+    make_claim("csiszarik2023-combinability", ("excess_removed", ">=", 0.8)),
 )}
 
 
@@ -130,6 +131,19 @@ def width_claim(rng) -> xr.Dataset:
     return ds
 
 
+def combination_claim(rng) -> xr.Dataset:
+    schemes = ["uniform", "bernoulli", "neuron", "layer"]
+    loss = 0.3 + np.array([1.5, 0.1])[None, :, None, None] * rng.random((3, 2, 4, 8))
+    ds = xr.Dataset({"combination_loss": (("pair", "search", "scheme", "sample"), loss),
+                     "midpoint_loss": (("pair", "search"), loss.mean(axis=(2, 3))),
+                     "endpoint_loss": (("pair", "endpoint"), 0.25 + 0.01 * rng.random((3, 2)))},
+                    coords={"pair": PAIRS, "search": ["naive", "wm"], "scheme": schemes, "sample": np.arange(8),
+                            "endpoint": ["A", "B"]})
+    excess = ds.combination_loss.mean("sample") - ds.endpoint_loss.mean("endpoint")
+    ds["excess_removed"] = (1 - excess.sel(search="wm") / excess.sel(search="naive")).min("scheme")
+    return ds
+
+
 def mlp(width: int, **more) -> dict:
     return {"arch": "mlp", "dataset": "mnist5k", "width": width, **more}
 
@@ -148,11 +162,12 @@ def write_run(report_dir: Path, seed: int = 0, merge_wm_better: bool = True) -> 
     write_claim(data, "ito2024-singular-values", sv_claim(rng), mlp(128), "test_permutations_keep_singular_values_mlp-w128")
     write_claim(data, "ainsworth2023-width", width_claim(rng), {"arch": "resnet20", "dataset": "mnist5k"},
                 "test_barrier_falls_with_width_resnet20-mnist5k")
+    write_claim(data, "csiszarik2023-combinability", combination_claim(rng), mlp(128), "test_combinations_mlp-w128")
     return report_dir
 
 
 EXPECTED_KINDS = {"interpolation", "barrier-vs-width", "l2-distance", "sv-alignment", "merged-models", "merge-vs-models",
-                  "singular-values", "width-sweep"}
+                  "singular-values", "width-sweep", "combination-loss"}
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +193,7 @@ def test_report_is_rebuilt_from_netcdf_alone_without_torch(rebuilt):
         assert (report_dir / name).stat().st_size > 0
     report = json.loads((report_dir / "report.json").read_text())
     assert report["scale"] == "ci" and report["device"] == "cpu" and report["warnings"] == []
-    assert len(report["claims"]) == 8
+    assert len(report["claims"]) == 9
     for r in report["claims"]:
         ds = xr.load_dataset(report_dir / r["data_file"])
         for key in ("nodeid", "id", "paper", "section", "statement", "metric", "params", "verdict", "value", "criterion",
@@ -289,19 +304,19 @@ def test_a_new_figure_kind_is_chosen_by_the_variables_a_dataset_holds(tmp_path, 
     monkeypatch.setattr(figures, "_KINDS", {k.name: k for k in figures.kinds()})  # built-ins first
     drawn = []
 
-    @figures.figure("combination-loss", needs={"combination_loss": ("combination",)}, caption="loss per combination")
-    def combination_loss(fig, ds):
+    @figures.figure("corner-loss", needs={"corner_loss": ("corner",)}, caption="loss at every corner of the hypercube")
+    def corner_loss(fig, ds):
         drawn.append(ds.attrs["claim_id"])
-        fig.subplots().hist(ds.combination_loss.values)
+        fig.subplots().hist(ds.corner_loss.values)
 
     report_dir = tmp_path / "reports"
     ds = sv_claim(np.random.default_rng(4))
-    ds["combination_loss"] = ("combination", np.linspace(0, 1, 8))
-    write_claim(report_dir / "data", "ito2024-singular-values", ds, mlp(64), "test_with_combinations")
+    ds["corner_loss"] = ("corner", np.linspace(0, 1, 8))
+    write_claim(report_dir / "data", "ito2024-singular-values", ds, mlp(64), "test_with_corners")
     write_claim(report_dir / "data", "ito2024-singular-values", sv_claim(np.random.default_rng(5)), mlp(32), "test_without")
     report = rebuild_report(report_dir)
     kinds = {r["data_file"]: [f["kind"] for f in r["figures"]] for r in report["claims"]}
-    assert kinds == {"data/test_with_combinations.nc": ["singular-values", "combination-loss"],
+    assert kinds == {"data/test_with_corners.nc": ["singular-values", "corner-loss"],
                      "data/test_without.nc": ["singular-values"]}
     assert drawn == ["ito2024-singular-values"]
 

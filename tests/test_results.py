@@ -33,8 +33,7 @@ def test_netcdf_round_trip_keeps_values_coordinates_and_attributes(tmp_path_fact
 
 def test_claim_dataset_with_verdict_round_trips(tmp_path):
     claim = get_claim("ito2024-l2-distance")
-    ds = xr.Dataset({"l2_ratio": ("pair", [0.9, 0.91, 0.92]), "barrier_reduction": ("pair", [0.95, 0.97, 0.96])},
-                    coords={"pair": ["0-1", "2-3", "4-5"]})
+    ds = xr.Dataset({c.statistic: ("pair", [0.9, 0.91, 0.92]) for c in claim.criteria}, coords={"pair": ["0-1", "2-3", "4-5"]})
     js = [judge(c, ds[c.statistic].values, 3) for c in claim.criteria]
     out = attach_verdict(ds, claim, js, overall(js), provenance("cpu", {"scale": "ci", "flag": True}, [0, 1]))
     path = write_netcdf(out, tmp_path / "claim.nc")

@@ -87,7 +87,10 @@ def layer_svds(spec: PermutationSpec, params: dict[str, torch.Tensor]) -> list[L
 
 
 def side_overlaps(a: LayerSVD, b: LayerSVD, k_fraction: float, tail: bool = False) -> list[float]:
-    """O_k on each permuted side of one layer, k = ceil(k_fraction * rank)."""
+    """O_k on each permuted side of one layer, k = ceil(k_fraction * rank); none for a
+    layer of rank 0 (a zero-width layer has no subspace to compare)."""
+    if a.rank == 0:
+        return []
     k = max(1, min(a.rank, math.ceil(k_fraction * a.rank)))
     sides = []
     if a.rows_permuted:

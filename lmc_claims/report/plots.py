@@ -294,6 +294,35 @@ def merge_vs_models(fig, by_n) -> None:
     legend_below(fig, axes[0])
 
 
+@figure("combination-loss", needs={"combination_loss": ("pair", "search", "scheme", "sample")},
+        caption="Distribution of the test loss of element-wise combinations c·θ_A + (1 − c)·π(θ_B), one panel per way "
+        "of drawing c, unaligned (naive) against aligned, all pairs and samples pooled. Dashed: the endpoint models' "
+        "mean loss; dotted: the straight line's midpoint (c = 1/2), where stored.", size=(12.0, 3.8))
+def combination_loss(fig, ds) -> None:
+    schemes = [str(x) for x in ds["scheme"].values]
+    axes = fig.subplots(1, len(schemes), squeeze=False, sharey=True)[0]
+    ends = float(ds["endpoint_loss"].mean()) if "endpoint_loss" in ds else None
+    for ax, scheme in zip(axes, schemes):
+        v = only(ds["combination_loss"].sel(scheme=scheme), ("search", "pair", "sample"))
+        finite = v.values[np.isfinite(v.values)]
+        if not finite.size:
+            continue
+        bins = np.linspace(min(finite.min(), ends if ends is not None else finite.min()), finite.max(), 25)
+        for s, search in enumerate(v["search"].values):
+            colour, name = search_style(search, s)
+            x = v.sel(search=search).values.ravel()
+            ax.hist(x[np.isfinite(x)], bins=bins, color=colour, alpha=0.55, label=name)
+            if "midpoint_loss" in ds and search in ds["midpoint_loss"]["search"].values:
+                ax.axvline(float(ds["midpoint_loss"].sel(search=search).mean()), color=colour, ls=":", lw=1.5)
+        if ends is not None:
+            ax.axvline(ends, color="black", ls="--", lw=1, label="endpoints' mean loss")
+        ax.set_title(scheme, fontsize=10)
+        ax.set_xlabel("test loss (nats)")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("combinations")
+    legend_below(fig, axes[0])
+
+
 @figure("singular-values", needs={"rel_sv_change": ("seed", "layer")},
         caption="Largest change of a layer's singular values under a random permutation of its units, relative to the "
         "largest singular value (left, log scale), and how far the top singular vector moved (right): the values stay, "

@@ -1,0 +1,35 @@
+"""Csiszárik, Kiss, Kőrösi-Szabó, Muntag, Papp, Varga 2023 (arXiv 2308.11511), non-vacuity
+(abstract; ../shared/CLAIMS.md item 14).
+
+Statement: combinations of aligned models are non-vacuous: they differ functionally from the
+endpoints, their test predictions disagreeing with both endpoints well above the disagreement
+of a model with itself.
+Protocol: the WM-aligned combinations of the combinability claim (same samples: four schemes,
+combinability.BUDGETS per scheme and pair); for each, the fraction of test examples on which
+its predicted class differs from A's and from pi(B)'s; the nearer endpoint counts. A's
+predictions compared with A evaluated again give the self-disagreement (0 for deterministic
+evaluation); the endpoints' disagreement with each other gives the scale. Disagreement
+between successive samples of a scheme is stored too.
+Metric: disagreement_min = least over schemes of the mean nearest-endpoint disagreement.
+Criteria: disagreement_min - self-disagreement > 0 (CLAIMS.md item 14; one-sided 95% bound,
+ours) and disagreement_min / endpoints' disagreement >= 0.25 (ours: "well above" read as a
+quarter of A and B's own disagreement; the paper gives no number).
+Confirmed from the paper's public text: "significant functional differences between the
+resulting models" (abstract). Not confirmed: the paper's exact functional-similarity measure.
+"""
+
+import pytest
+
+from lmc_claims import combinability
+
+pytestmark = pytest.mark.claims
+CLAIM = "csiszarik2023-non-vacuous"
+
+
+def test_combinations_differ_from_both_endpoints(setting, claims_lab, verify):
+    arch, dataset, width = setting
+    ds = combinability.non_vacuity(claims_lab, arch, dataset, width)
+    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "width": width, "schemes": list(combinability.SCHEMES),
+                              "samples_per_scheme": int(ds.attrs["samples_per_scheme"]),
+                              "n_test_eval": int(ds.attrs["n_test_eval"])},
+           seeds=[s for p in claims_lab.scale.pairs for s in p])

@@ -1,0 +1,37 @@
+"""Csiszárik, Kiss, Kőrösi-Szabó, Muntag, Papp, Varga 2023 (arXiv 2308.11511), robustness
+(abstract; ../shared/CLAIMS.md item 13).
+
+Statement: even with significant perturbations of the neuron matching, the combinations still
+form a working model; performance degrades gradually with the size of the perturbation.
+Protocol: the WM matching of B onto A is perturbed in every permutation by breaking a fraction f
+of its matched pairs, f in (0, 0.1, 0.25, 0.5, 1): round(f n) units are chosen at random and their
+partners rotated along a random cycle (a swap for two units), so exactly those units get a wrong
+partner (f = 1 breaks every match). Each perturbed matching is combined with A by a uniform
+hypercube c (one value per weight); a fresh perturbation and c per sample, test data
+(combinability.BUDGETS per fraction and pair: ci 8 on the whole test set, conv nets 2 on the
+first 500 test examples; paper 32).
+Metric: excess test loss (mean over samples minus the endpoints' mean loss) per f.
+Criteria (ours; the paper gives no number): at f = 0.25, at least half of the fully broken
+matching's (f = 1) excess loss is still removed, 1 - excess(0.25) / excess(1) >= 0.5; and the
+loss rises with f, Spearman rho(f, loss) >= 0.9 (monotone up to one adjacent swap); one-sided
+95% t-bounds over independent pairs.
+Confirmed from the paper's public text: the robustness statement (abstract). Not confirmed: the
+paper's perturbation procedure and the fractions it uses (full text unavailable offline).
+"""
+
+import pytest
+
+from lmc_claims import combinability
+
+pytestmark = pytest.mark.claims
+CLAIM = "csiszarik2023-robustness"
+
+
+def test_perturbed_matchings_still_combine(setting, claims_lab, verify):
+    arch, dataset, width = setting
+    ds = combinability.robustness(claims_lab, arch, dataset, width)
+    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "width": width,
+                              "fractions": list(combinability.FRACTIONS),
+                              "samples_per_fraction": int(ds.attrs["samples_per_fraction"]),
+                              "n_test_eval": int(ds.attrs["n_test_eval"])},
+           seeds=[s for p in claims_lab.scale.pairs for s in p])

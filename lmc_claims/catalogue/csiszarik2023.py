@@ -1,0 +1,88 @@
+"""Csiszárik, Kiss, Kőrösi-Szabó, Muntag, Papp, Varga 2023 (arXiv 2308.11511): mode combinability.
+
+What the paper's public text confirms (its abstract; the full text was not available offline):
+element-wise convex combinations theta_c = c * theta_A + (1 - c) * pi(theta_B), c in the
+hypercube [0, 1]^d "and its vicinity", drawn from "various distributions"; broad regions of the
+hypercube have low loss; transitivity (two models re-based onto a common third are linearly
+mode connected); robustness (significant perturbations of the neuron matching still give
+working combinations); non-vacuity (significant functional differences between the resulting
+models). The coefficient schemes and every threshold below are ../shared/CLAIMS.md's or ours.
+"""
+
+from __future__ import annotations
+
+from ..claims import Claim, Criterion
+
+PAPER = "Csiszárik, Kiss, Kőrösi-Szabó, Muntag, Papp, Varga 2023, Mode Combinability (arXiv 2308.11511)"
+
+_REMOVED = ("ours, in the style of CLAIMS.md item 2: 'stays low while unaligned pairs do not' read as "
+            ">= 80% of the unaligned combinations' excess test loss removed by WM (paper gives no number)")
+
+CLAIMS = [
+    Claim(
+        id="csiszarik2023-combinability",
+        paper=PAPER,
+        section="abstract (section numbers not confirmed; CLAIMS.md item 11)",
+        statement="For permutation-aligned models A and pi(B), element-wise convex combinations "
+        "c * theta_A + (1 - c) * pi(theta_B) with c drawn from the hypercube [0, 1]^d (uniform per weight, "
+        "Bernoulli(1/2) per weight, one c per neuron, one c per layer) keep a low loss, "
+        "while the same combinations of unaligned models do not.",
+        metric="excess test loss (mean loss of theta_c over samples minus the endpoints' mean loss), "
+        "share removed by WM: 1 - excess_WM / excess_naive, per coefficient scheme",
+        criteria=tuple(
+            Criterion(f"excess_removed_{scheme}", ">=", 0.8, source=_REMOVED)
+            for scheme in ("uniform", "bernoulli", "neuron", "layer")
+        ),
+        paper_figure="broad regions of the hypercube form surfaces of low loss (abstract)",
+    ),
+    Claim(
+        id="csiszarik2023-transitivity",
+        paper=PAPER,
+        section="abstract, transitivity property (CLAIMS.md item 12)",
+        statement="Two models A and B, each re-based (weight matching) onto a common third model C, "
+        "are linearly mode connected to each other: the barrier between pi_A(A) and pi_B(B) is small "
+        "compared with the naive barrier between A and B.",
+        metric="test loss barrier (25 points) between pi_A(A) and pi_B(B); reduction 1 - B_transitive / B_naive",
+        criteria=(
+            Criterion("barrier_reduction_transitive", ">=", 0.8,
+                      source="ours, as CLAIMS.md item 2: 'small compared with the naive barrier' read as "
+                      ">= 80% lower than the naive barrier (paper gives no number)"),
+        ),
+    ),
+    Claim(
+        id="csiszarik2023-robustness",
+        paper=PAPER,
+        section="abstract, robustness property (CLAIMS.md item 13)",
+        statement="Perturbing the neuron matching (breaking a fraction f of the matched pairs in every layer) "
+        "still gives working combinations; performance degrades gradually as f grows.",
+        metric="excess test loss of uniform-hypercube combinations with a perturbed WM matching, f in "
+        "(0, 0.1, 0.25, 0.5, 1); at f = 0.25 the share of the fully broken (f = 1) excess that remains removed; "
+        "Spearman correlation of f with the loss",
+        criteria=(
+            Criterion("excess_removed_at_quarter", ">=", 0.5,
+                      source="ours: 'significant perturbation' read as f = 0.25 of every layer's matches broken, "
+                      "'still a working model' as at least half of the fully broken matching's excess loss still "
+                      "removed (paper gives no number)"),
+            Criterion("loss_rank_correlation", ">=", 0.9,
+                      source="ours: 'degrades gradually with f' read as the loss rising monotonically over the five "
+                      "fractions (Spearman rho 1; 0.9 allows one adjacent swap)"),
+        ),
+    ),
+    Claim(
+        id="csiszarik2023-non-vacuous",
+        paper=PAPER,
+        section="abstract, functional similarity (CLAIMS.md item 14)",
+        statement="Combinations of aligned models are non-vacuous: their test predictions differ from both "
+        "endpoints clearly more than a model's predictions differ from themselves.",
+        metric="fraction of test examples on which a WM combination predicts differently from the nearer endpoint, "
+        "mean over samples, least over the four coefficient schemes",
+        criteria=(
+            Criterion("disagreement_excess", ">", 0.0,
+                      source="CLAIMS.md item 14 (above a model's disagreement with itself); one-sided 95% bound "
+                      "above 0 (ours)"),
+            Criterion("disagreement_ratio", ">=", 0.25,
+                      source="ours: 'well above' read as at least a quarter of the disagreement between the two "
+                      "endpoints themselves (paper gives no number)"),
+        ),
+    ),
+]
