@@ -71,3 +71,16 @@ def test_unwritable_report_dir_gets_a_clear_error(tmp_path):
     proc = run_claims(tmp_path, report="blocker/reports")
     assert proc.returncode == 4
     assert "--claims-report-dir" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_every_result_schema_round_trips_through_netcdf(first_run, tmp_path):
+    """Each claim's stored dataset (one schema per claim) reads back equal after a rewrite."""
+    from lmc_claims.results import read_netcdf, write_netcdf
+
+    tmp, _ = first_run
+    files = sorted((tmp / "reports" / "data").glob("*.nc"))
+    assert files
+    for path in files:
+        ds = read_netcdf(path)
+        back = read_netcdf(write_netcdf(ds, tmp_path / path.name))
+        xr.testing.assert_identical(ds, back)
