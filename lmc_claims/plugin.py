@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .errors import LmcClaimsError
+from .errors import LmcClaimsError, ensure_writable_dir
 
 RESULT_PROPERTY = "lmc_claims_result"
 
@@ -85,19 +85,6 @@ def claims_selected(config: pytest.Config) -> bool:
     return bool(re.search(r"\bclaims\b", expr)) and not re.search(r"\bnot\s+claims\b", expr)
 
 
-def _check_writable(path: Path) -> None:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / ".lmc-claims-write-probe"
-        probe.write_text("ok")
-        probe.unlink()
-    except OSError as e:
-        raise LmcClaimsError(
-            f"The report directory {path} cannot be written ({e.strerror or e}).",
-            "pass a writable directory with --claims-report-dir.",
-        ) from None
-
-
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "claims: a paper claim verified on trained networks (run with -m claims)")
@@ -134,7 +121,7 @@ def pytest_configure(config: pytest.Config) -> None:
             session.scale()  # validates scale, architecture and dataset names
             session.device_label = str(resolve_device(opt.claims_device))
             if selected and not session.is_worker:
-                _check_writable(report_dir)
+                ensure_writable_dir(report_dir, "report directory", "pass a writable directory with --claims-report-dir.")
         except LmcClaimsError as e:
             raise pytest.UsageError(str(e)) from None
     if selected and not session.is_worker and getattr(opt, "xmlpath", None) is None:

@@ -15,7 +15,6 @@ import os
 import shutil
 import tempfile
 import time
-import uuid
 import warnings
 from pathlib import Path
 from typing import Callable
@@ -24,7 +23,7 @@ import torch
 from filelock import FileLock
 
 from . import __version__
-from .errors import LmcClaimsError
+from .errors import ensure_writable_dir
 
 ZOO_VERSION = 1  # bump by hand whenever training or matching code changes its results
 
@@ -53,16 +52,8 @@ def _sha256(path: Path) -> str:
 class Zoo:
     def __init__(self, root: Path | str):
         self.root = Path(root)
-        try:
-            self.root.mkdir(parents=True, exist_ok=True)
-            probe = self.root / f".write-probe-{uuid.uuid4().hex}"
-            probe.write_text("ok")
-            probe.unlink()
-        except OSError as e:
-            raise LmcClaimsError(
-                f"The model cache directory {self.root} cannot be written ({e.strerror}).",
-                "pass a writable directory with --claims-cache-dir or set LMC_CLAIMS_CACHE.",
-            ) from None
+        ensure_writable_dir(self.root, "model cache directory",
+                            "pass a writable directory with --claims-cache-dir or set LMC_CLAIMS_CACHE.")
 
     def key(self, kind: str, config: dict, device_kind: str) -> str:
         ident = {

@@ -1,7 +1,6 @@
 """Faults, concurrency and bad input: what must never happen to a verification run."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
