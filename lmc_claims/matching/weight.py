@@ -20,10 +20,18 @@ algorithm's):
 
 Everything is float64 on the models' device; only C_P goes to the host for the solver,
 and the permutations' bookkeeping (index arrays) lives there.
+
+On a CPU the search runs with one intra-op thread (`SEARCH_THREADS`): it is a chain of
+small dependent steps around a single-threaded solver, and on a small CPU shared with
+other processes (pytest-xdist workers, other jobs) every multi-threaded op waits for a
+descheduled worker thread. Measured on a loaded 2-core machine, one thread made the whole
+search 2.7-3.1x faster (benchmarks/RESULTS.md); on an idle one a second thread would buy
+at most ~2x on the matrix products.
 """
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +41,24 @@ from ..errors import LmcClaimsError
 from ..permutation.apply import Params, Perms, permute_param
 from ..permutation.spec import PermutationSpec
 from .lap import solve_lap_numpy
+
+
+# Intra-op threads for the search on a CPU device (None: keep torch's setting).
+SEARCH_THREADS: int | None = 1
+
+
+@contextmanager
+def _threads(device: torch.device):
+    before = torch.get_num_threads()
+    limit = SEARCH_THREADS if device.type == "cpu" else None
+    if limit is None or limit >= before:
+        yield
+        return
+    torch.set_num_threads(limit)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 @dataclass
@@ -84,9 +110,10 @@ def check_compatible(spec: PermutationSpec, a: Params, b: Params) -> None:
     """Models handed to a matching must have the same parameters and shapes."""
     _check_keys_and_shapes(spec, a, b)
     spec.check(a)
-    if not _all_finite([_flat64(spec, a), _flat64(spec, b)]):
-        _check_finite(spec, "A", a)
-        _check_finite(spec, "B", b)
+    with _threads(a[next(iter(spec.axes_to_perm))].device):
+        if not _all_finite([_flat64(spec, a), _flat64(spec, b)]):
+            _check_finite(spec, "A", a)
+            _check_finite(spec, "B", b)
 
 
 def _flat(w: torch.Tensor, axis: int) -> torch.Tensor:
@@ -127,13 +154,13 @@ class _Block:
 
 
 class _Side:
-    """Everything kept for one permutation P: A_P, B_P (columns in their original
-    order), the current column order of B_P, and C_P."""
+    """Everything kept for one permutation P: A_P and B_P, stored transposed (one row per
+    column of the n x R matrices, so that selecting columns is copying whole rows), B_P's
+    current column order, and C_P."""
 
     def __init__(self, p: str, spec: PermutationSpec, a: Params, b: Params, host: dict[str, np.ndarray]):
         axes = spec.perm_to_axes[p]
         n = a[axes[0][0]].shape[axes[0][1]]
-        first = a[axes[0][0]]
         blocks: list[_Block] = []
         self.by_perm: dict[str, list[_Block]] = {}  # Q -> blocks Q acts on
         offset = 0
@@ -146,19 +173,20 @@ class _Side:
             for q in set(on) - {None}:
                 self.by_perm.setdefault(q, []).append(block)
             offset += int(np.prod(rest, dtype=np.int64))
-        self.n, self.width = n, offset
-        self.A = torch.empty(n, offset, dtype=torch.float64, device=first.device)
-        self.B = torch.empty_like(self.A)
+        device = a[axes[0][0]].device
+        self.At = torch.empty(offset, n, dtype=torch.float64, device=device)
+        self.Bt = torch.empty_like(self.At)
         for (name, axis), block in zip(axes, blocks):
-            cols = slice(block.offset, block.offset + int(np.prod(block.shape, dtype=np.int64)))
-            self.A[:, cols].view(n, *block.shape).copy_(a[name].detach().movedim(axis, 0))
-            self.B[:, cols].view(n, *block.shape).copy_(b[name].detach().movedim(axis, 0))
-        self.blocks = blocks
-        self.cols = np.concatenate([blk.columns(host) for blk in blocks]) if blocks else np.zeros(0, np.int64)
-        if np.array_equal(self.cols, np.arange(offset)):
-            self.C = self.A @ self.B.T
-        else:
-            self.C = self.A @ self.B[:, torch.from_numpy(self.cols).to(self.B.device)].T
+            rows = slice(block.offset, block.offset + int(np.prod(block.shape, dtype=np.int64)))
+            self.At[rows].view(*block.shape, n).copy_(a[name].detach().movedim(axis, -1))
+            self.Bt[rows].view(*block.shape, n).copy_(b[name].detach().movedim(axis, -1))
+        self.cols = np.concatenate([blk.columns(host) for blk in blocks])
+        self.C = self._full()
+
+    def _full(self) -> torch.Tensor:
+        if np.array_equal(self.cols, np.arange(len(self.cols))):
+            return self.At.T @ self.Bt
+        return self.At.T @ self.Bt.index_select(0, torch.from_numpy(self.cols).to(self.Bt.device))
 
     def follow(self, q: str, host: dict[str, np.ndarray]) -> bool:
         """Q's permutation changed (host[q] is the new one): update the column order and
@@ -177,11 +205,13 @@ class _Side:
                 self.cols[lo : lo + span] = new
         if not where:
             return False
-        idx = torch.from_numpy(np.stack([np.concatenate(v) for v in (where, src_new, src_old)])).to(self.A.device)
-        k = idx.shape[1]
-        gathered = self.B.index_select(1, idx[1:].reshape(-1))
-        delta = gathered[:, :k] - gathered[:, k:]
-        self.C.addmm_(self.A.index_select(1, idx[0]), delta.T)
+        k = sum(len(w) for w in where)
+        if 2 * k > len(self.cols):  # most columns moved: recompute
+            self.C = self._full()
+            return True
+        idx = torch.from_numpy(np.stack([np.concatenate(v) for v in (where, src_new, src_old)])).to(self.At.device)
+        rows = self.Bt.index_select(0, idx[1:].reshape(-1))
+        self.C.addmm_(self.At.index_select(0, idx[0]).T, rows[:k] - rows[k:])
         return True
 
 
@@ -198,9 +228,15 @@ def weight_matching(
     """Permutations of B's units that bring B's weights closest to A's."""
     _check_keys_and_shapes(spec, a, b)
     spec.check(a)
+    device = a[next(iter(spec.axes_to_perm))].device
+    with _threads(device):
+        return _search(spec, a, b, seed, max_sweeps, init, tol, device)
+
+
+def _search(spec: PermutationSpec, a: Params, b: Params, seed: int, max_sweeps: int,
+            init: Perms | None, tol: float, device: torch.device) -> MatchResult:
     names = spec.perm_names
     sizes = spec.perm_sizes(a)
-    device = a[next(iter(spec.axes_to_perm))].device
     flat_a, flat_b = _flat64(spec, a), _flat64(spec, b)
     if not _all_finite([flat_a, flat_b]):
         _check_finite(spec, "A", a)
@@ -240,8 +276,8 @@ def weight_matching(
                 c = sides[p].C.cpu().numpy()
                 old = host[p]
                 rows = np.arange(len(old))
-                # Every row at its maximum: no assignment does better, skip the solve.
-                if not np.all(c[rows, old] >= c.max(axis=1)):
+                # Every row at its maximum (or no units at all): no assignment does better, skip the solve.
+                if c.size and not np.all(c[rows, old] >= c.max(axis=1)):
                     new = solve_lap_numpy(c)
                     moved = np.flatnonzero(new != old)
                     gain = float((c[moved, new[moved]] - c[moved, old[moved]]).sum())

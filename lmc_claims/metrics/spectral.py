@@ -34,7 +34,9 @@ def weight_matrices(spec: PermutationSpec, params: dict[str, torch.Tensor]) -> l
         if w.dim() < 2:
             continue
         out.append(
-            WeightMatrix(name, w.detach().double().reshape(w.shape[0], -1), perms[0] is not None, perms[1] is not None)
+            # explicit column count: reshape(0, -1) is ambiguous for zero-width layers
+            WeightMatrix(name, w.detach().double().reshape(w.shape[0], math.prod(w.shape[1:])),
+                         perms[0] is not None, perms[1] is not None)
         )
     return out
 
