@@ -55,11 +55,14 @@ def weight_matching(
     max_sweeps: int = 100,
     tol: float = 1e-12,
     init: dict[str, np.ndarray] | None = None,
+    term_weights: dict[tuple[str, int], float] | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
     """Returns (perms, sweeps). `orders(sweep)` gives the visiting order of the
     permutations (indices into the order in which they first appear in `axes_to_perm`);
     by default a NumPy random permutation per sweep. The search starts from the identity
-    or from `init`."""
+    or from `init`. `term_weights[(name, axis)]` (default 1) scales that parameter's term
+    in the cost matrices: not part of the algorithm, a diagnostic for implementations that
+    count some parameters more than once."""
     a = {k: np.asarray(a[k], dtype=np.float64) for k in axes_to_perm}
     b = {k: np.asarray(b[k], dtype=np.float64) for k in axes_to_perm}
     p2a = perm_to_axes(axes_to_perm)
@@ -81,7 +84,10 @@ def weight_matching(
                 wa = np.moveaxis(a[name], axis, 0).reshape(n, -1)
                 wb = permute(axes_to_perm, perms, name, b[name], except_axis=axis)
                 wb = np.moveaxis(wb, axis, 0).reshape(n, -1)
-                cost += wa @ wb.T
+                if term_weights is None:
+                    cost += wa @ wb.T
+                else:
+                    cost += term_weights.get((name, axis), 1.0) * (wa @ wb.T)
             _, new = linear_sum_assignment(cost, maximize=True)
             rows = np.arange(n)
             if cost[rows, new].sum() > cost[rows, perms[p]].sum() + tol:

@@ -55,7 +55,7 @@ class Budget:
 
 BUDGETS = {
     "smoke": Budget(samples=2, conv_samples=2, conv_test_examples=None),
-    "ci": Budget(samples=8, conv_samples=2, conv_test_examples=500),
+    "ci": Budget(samples=8, conv_samples=2, conv_test_examples=250),
     "paper": Budget(samples=32, conv_samples=32, conv_test_examples=None),
 }
 
