@@ -32,6 +32,10 @@ def sanitize_attr(value):
         return ""
     if isinstance(value, (str, int, float, np.integer, np.floating)):
         return value
+    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iuf":
+        return value  # numeric arrays (as attributes read back from a file) are valid as they are
+    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind == "b":
+        return value.astype(np.int8)
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
         return np.asarray(value)
     return json.dumps(value, sort_keys=True, default=str)
