@@ -10,9 +10,7 @@ neuron (output unit / channel of a layer: its weights, bias and norm parameters)
 per layer. Combinations cover the permutation spec's tensors; other tensors come from A and
 BatchNorm statistics are reset on training data when the net has BatchNorm. The same c is
 applied to the unaligned pair (naive) and the aligned one (paired). Samples per scheme and
-pair (combinability.BUDGETS): ci 8 on the whole test set; conv nets at ci 2 on the first 250
-test examples, as an evaluation costs ~25x an MLP's on a CPU; paper 32. The midpoint c = 1/2
-is stored beside.
+pair (combinability.SAMPLES): smoke 2, ci 8, paper 32. The midpoint c = 1/2 is stored beside.
 Metric: excess test loss = mean loss of theta_c over samples minus the endpoints' mean test
 loss; per scheme, the share removed by WM: 1 - excess_WM / excess_naive.
 Criterion (ours, in the style of CLAIMS.md item 2; the paper gives no number): >= 0.8 for every

@@ -5,7 +5,7 @@ Statement: combinations of aligned models are non-vacuous: they differ functiona
 endpoints, their test predictions disagreeing with both endpoints well above the disagreement
 of a model with itself.
 Protocol: the WM-aligned combinations of the combinability claim (same samples: four schemes,
-combinability.BUDGETS per scheme and pair); for each, the fraction of test examples on which
+combinability.SAMPLES per scheme and pair); for each, the fraction of test examples on which
 its predicted class differs from A's and from pi(B)'s; the nearer endpoint counts. A's
 predictions compared with A evaluated again give the self-disagreement (0 for deterministic
 evaluation); the endpoints' disagreement with each other gives the scale. Disagreement

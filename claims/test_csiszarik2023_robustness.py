@@ -8,8 +8,7 @@ of its matched pairs, f in (0, 0.1, 0.25, 0.5, 1): round(f n) units are chosen a
 partners rotated along a random cycle (a swap for two units), so exactly those units get a wrong
 partner (f = 1 breaks every match). Each perturbed matching is combined with A by a uniform
 hypercube c (one value per weight); a fresh perturbation and c per sample, test data
-(combinability.BUDGETS per fraction and pair: ci 8 on the whole test set, conv nets 2 on the
-first 250 test examples; paper 32).
+(combinability.SAMPLES per fraction and pair: smoke 2, ci 8, paper 32).
 Metric: excess test loss (mean over samples minus the endpoints' mean loss) per f.
 Criteria (ours; the paper gives no number): at f = 0.25, at least half of the fully broken
 matching's (f = 1) excess loss is still removed, 1 - excess(0.25) / excess(1) >= 0.5; and the

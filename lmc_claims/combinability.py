@@ -38,31 +38,15 @@ SEARCHES = ("naive", "wm")  # unaligned vs weight-matched B: the same c is appli
 ENDPOINTS = ("A", "B")
 # Fraction of every permutation's matched pairs that a perturbation breaks (claim 13).
 FRACTIONS = (0.0, 0.1, 0.25, 0.5, 1.0)
+# Coefficient vectors drawn per scheme (and per broken fraction) and pair, each applied to the
+# aligned and to the unaligned pair. Kept small at ci: the family's share of the default run
+# is about two minutes on 2 CPU cores.
+SAMPLES = {"smoke": 2, "ci": 8, "paper": 32}
 
 
-@dataclass(frozen=True)
-class Budget:
-    """How many combinations a scale evaluates. The family's share of the default (ci) run is
-    about two minutes on 2 CPU cores; a convolutional net costs ~25x an MLP per evaluation there,
-    so conv nets get fewer samples on a test subset at ci (the transitivity line always uses the
-    whole test set, like the naive barrier it is compared with)."""
-
-    samples: int  # coefficient vectors per scheme (and per broken fraction) and pair, each applied to
-    # the aligned and the unaligned pair
-    conv_samples: int  # `samples` for nets with convolutions
-    conv_test_examples: int | None  # conv nets: the first n test examples (None: all)
-
-
-BUDGETS = {
-    "smoke": Budget(samples=2, conv_samples=2, conv_test_examples=None),
-    "ci": Budget(samples=8, conv_samples=2, conv_test_examples=250),
-    "paper": Budget(samples=32, conv_samples=32, conv_test_examples=None),
-}
-
-
-def budget(scale_name: str) -> Budget:
-    """A scale's budget; a scale not listed gets the ci one."""
-    return BUDGETS.get(scale_name, BUDGETS["ci"])
+def n_samples(scale_name: str) -> int:
+    """Samples per scheme for a scale; a scale not listed gets the ci count."""
+    return SAMPLES.get(scale_name, SAMPLES["ci"])
 
 
 def derived_seed(*parts: int) -> int:
@@ -186,18 +170,8 @@ class Sampling:
     y: torch.Tensor
 
 
-def has_convolutions(model: nn.Module) -> bool:
-    return any(isinstance(m, nn.modules.conv._ConvNd) for m in model.modules())
-
-
 def sampling(lab: Lab, arch: str, dataset: str, width: int) -> Sampling:
-    """The scale's budget applied to this setting (conv nets get their own, smaller one)."""
-    b = budget(lab.scale.name)
-    x, y = lab.eval_sets(arch, dataset)["test"]
-    if not has_convolutions(lab.template(arch, dataset, width)):
-        return Sampling(b.samples, x, y)
-    n = b.conv_test_examples
-    return Sampling(b.conv_samples, x[:n], y[:n])
+    return Sampling(n_samples(lab.scale.name), *lab.eval_sets(arch, dataset)["test"])
 
 
 def samples(lab: Lab, arch: str, dataset: str, width: int) -> xr.Dataset:

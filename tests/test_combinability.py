@@ -135,11 +135,10 @@ def test_third_model_is_outside_the_pair():
     assert cb.third_model([(0, 1)], 0) == 2
 
 
-def test_budgets_cover_the_scales_and_fall_back_to_ci():
-    assert set(cb.BUDGETS) == {"smoke", "ci", "paper"}
-    assert cb.budget("unknown") == cb.BUDGETS["ci"]
-    for b in cb.BUDGETS.values():
-        assert b.samples >= 2 and b.conv_samples >= 2  # disagreement between samples needs two
+def test_sample_counts_cover_the_scales_and_fall_back_to_ci():
+    assert set(cb.SAMPLES) == {"smoke", "ci", "paper"}
+    assert cb.n_samples("unknown") == cb.SAMPLES["ci"]
+    assert min(cb.SAMPLES.values()) >= 2  # disagreement between samples needs two
 
 
 def test_robustness_statistics_of_a_monotone_degradation():
