@@ -469,7 +469,6 @@ def main(argv=None) -> int:
     repeats = args.repeats or (1 if args.quick else 3)
     seeds = list(range(args.seeds or (1 if args.quick else 5)))
     epochs = args.epochs or (2 if args.quick else 10)
-    import rebasin  # noqa: F401  (fail early when the bench extra is missing)
     from importlib.metadata import version
 
     res: dict = {"quick": args.quick, "repeats": repeats, "seeds": seeds}

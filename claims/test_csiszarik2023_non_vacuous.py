@@ -16,6 +16,8 @@ ours) and disagreement_min / endpoints' disagreement >= 0.25 (ours: "well above"
 quarter of A and B's own disagreement; the paper gives no number).
 Confirmed from the paper's public text: "significant functional differences between the
 resulting models" (abstract). Not confirmed: the paper's exact functional-similarity measure.
+The criteria do not ask the combinations to work (that is csiszarik2023-combinability's
+claim): a note beside the verdict gives their accuracy, so a pass on broken combinations shows.
 """
 
 import pytest
@@ -29,7 +31,10 @@ CLAIM = "csiszarik2023-non-vacuous"
 def test_combinations_differ_from_both_endpoints(setting, claims_lab, verify):
     arch, dataset, width = setting
     ds = combinability.non_vacuity(claims_lab, arch, dataset, width)
+    # Disagreement alone also rewards broken combinations: say how well they work, beside the verdict.
+    working = (f"WM combinations' mean test accuracy {float(ds.combination_accuracy.sel(search='wm').mean()):.3f} "
+               f"vs the endpoints' {float(ds.endpoint_accuracy.mean()):.3f}")
     verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "width": width, "schemes": list(combinability.SCHEMES),
                               "samples_per_scheme": int(ds.attrs["samples_per_scheme"]),
                               "n_test_eval": int(ds.attrs["n_test_eval"])},
-           seeds=[s for p in claims_lab.scale.pairs for s in p])
+           seeds=[s for p in claims_lab.scale.pairs for s in p], notes=(working,))

@@ -80,7 +80,7 @@ SCALES: dict[str, Scale] = {
     "smoke": Scale(
         name="smoke",
         runs=(Run("mlp", "mnist5k", widths=(16, 32), epochs=3, n_train=1000, n_test=500, merge_sizes=(3,)),),
-        custom=Run("custom", "mnist5k", widths=(1, 2), epochs=1, n_train=300, n_test=200, n_eval_train=200, merge_sizes=(3,)),
+        custom=Run("custom", "digits", widths=(1, 2), epochs=2, batch_size=64, n_eval_train=200, merge_sizes=(3,)),
         n_pairs=3, merge_sets=3, n_random=2,
         ste=SteConfig(epochs=1, batch_size=250),
         # Ferbach et al. 2024: two-layer nets trained by plain SGD, on MNIST and its projections

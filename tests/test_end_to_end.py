@@ -17,7 +17,7 @@ def run_claims(tmp_path, *args, report="reports"):
     cmd = [sys.executable, "-m", "pytest", "-m", "claims", "--claims-scale=smoke", "-p", "no:cacheprovider",
            f"--claims-cache-dir={tmp_path / 'cache'}", f"--claims-report-dir={tmp_path / report}",
            str(ROOT / "claims"), *args]
-    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ def run(tmp_path, arch, extra_path=None):
     cmd = [sys.executable, "-m", "pytest", "-m", "claims", "--claims-scale=smoke", "-p", "no:cacheprovider", "-q",
            f"--claims-arch={arch}", f"--claims-cache-dir={tmp_path / 'cache'}", f"--claims-report-dir={tmp_path / 'reports'}",
            str(ROOT / "claims")]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=2400)
 
 
 def test_example_architecture_runs_every_claim(tmp_path):

@@ -19,7 +19,7 @@ def run(cache: Path, reports: Path, *extra):
     cmd = [sys.executable, "-m", "pytest", "-m", "claims", "--claims-scale=smoke", "-p", "no:cacheprovider", "-q",
            f"--claims-id={CLAIM_IDS}", f"--claims-cache-dir={cache}", f"--claims-report-dir={reports}",
            str(ROOT / "claims"), *extra]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=2400)
     assert proc.returncode in (0, 1), proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc
 
