@@ -49,7 +49,8 @@ import lmc_claims.matching.weight as wm  # noqa: E402
 from lmc_claims.data import load_dataset  # noqa: E402
 from lmc_claims.permutation import PermutationSpec, apply_permutation  # noqa: E402
 import lmc_claims.training as training  # noqa: E402
-from lmc_claims.training import TrainConfig, make_model, train  # noqa: E402
+from lmc_claims.cpu import cpu_workers  # noqa: E402
+from lmc_claims.training import TrainConfig, make_model, train, train_many  # noqa: E402
 
 
 
@@ -123,13 +124,18 @@ def torch_orders(seed: int, n: int):
 
 # ---------------------------------------------------------------- model pairs
 def mlp_pair(epochs: int):
+    """Two trained MLPs, trained as a claims run trains them (`train_many`: at once on a CPU),
+    then seed 0 again alone (`train`), for the single-model throughput and a bitwise check."""
     data = load_dataset("mnist5k")
     cfgs = [TrainConfig(arch="mlp", dataset="mnist5k", width=512, seed=s, epochs=epochs) for s in (0, 1)]
-    sds, secs = [], []
-    for cfg in cfgs:
-        t = time.perf_counter()
-        sds.append(train(cfg, data, torch.device("cpu")))
-        secs.append(time.perf_counter() - t)
+    train(TrainConfig(arch="mlp", dataset="mnist5k", width=512, seed=99, epochs=1), data, torch.device("cpu"))  # warm-up
+    t = time.perf_counter()
+    sds = train_many(cfgs, data, torch.device("cpu"))
+    together_s = time.perf_counter() - t
+    t = time.perf_counter()
+    alone = train(cfgs[0], data, torch.device("cpu"))
+    alone_s = time.perf_counter() - t
+    same_bits = all(torch.equal(alone[k], sds[0][k]) for k in alone)
     from lmc_claims.models import ARCHITECTURES
 
     models = []
@@ -143,7 +149,8 @@ def mlp_pair(epochs: int):
     info = {
         "desc": f"MLP 784-512-512-512-10, trained {epochs} epochs on mnist5k (Adam, batch 128), seeds 0 and 1",
         "input": torch.randn(2, *data.input_shape, generator=torch.Generator().manual_seed(1)),
-        "train": {"seconds": secs, "samples_per_model": samples, "params": n_params},
+        "train": {"together_s": together_s, "n_together": len(cfgs), "workers": cpu_workers(),
+                  "alone_s": alone_s, "same_bits": same_bits, "samples_per_model": samples, "params": n_params},
     }
     return models, spec, info
 
@@ -184,12 +191,12 @@ def resnet_pair():
 
 
 # ---------------------------------------------------------------- matchers
-IMPLS = ("ours", "ours_mt", "reference", "rebasin")
-LABELS = {"ours": "lmc_claims `weight_matching`", "ours_mt": "(same, torch's default threads)",
+IMPLS = ("ours", "ours_1t", "reference", "rebasin")
+LABELS = {"ours": "lmc_claims `weight_matching`", "ours_1t": "(same, one intra-op thread)",
           "reference": "plain NumPy+SciPy (reference_wm.py)", "rebasin": "rebasin `calculate_permutations`"}
 
 
-def run_ours(spec, a, b, seed, timer: LapTimer, threads=wm.SEARCH_THREADS):
+def run_ours(spec, a, b, seed, timer: LapTimer, threads=None):
     wm.solve_lap_numpy = timer
     shipped, wm.SEARCH_THREADS = wm.SEARCH_THREADS, threads
     try:
@@ -264,8 +271,8 @@ def bench_pair(label, models, spec_full, info, repeats: int, seeds: list[int]):
                     time.sleep(0.2)  # let the other library's idle threads go to sleep
                     if name == "ours":
                         secs, bp, extra = run_ours(spec, a, b, seed, timer)
-                    elif name == "ours_mt":
-                        secs, bp, extra = run_ours(spec, a, b, seed, timer, threads=None)
+                    elif name == "ours_1t":
+                        secs, bp, extra = run_ours(spec, a, b, seed, timer, threads=1)
                     elif name == "reference":
                         secs, bp, extra = run_reference(spec, a, b, seed, timer)
                     else:
@@ -382,9 +389,10 @@ def report(res: dict) -> str:
                  f"{'identical on every seed' if same else 'DIFFER'}; ours ran "
                  f"{'/'.join(map(str, rows['ours']['steps']))} steps, of which {rows['ours']['lap_calls']} (over all seeds) "
                  f"needed an assignment solve (the others were skipped as unchanged or certified optimal).")
-        mt = rows["ours_mt"]["total_s"]
-        L.append(f"- ours runs its search with one intra-op torch thread on a CPU (`SEARCH_THREADS`); with torch's "
-                 f"default ({env['threads']} threads) the same search took {fmt_s(mt)} ({mt / ours:.2f}x ours) in this run.")
+        one = rows["ours_1t"]["total_s"]
+        L.append(f"- ours runs its search with as many intra-op torch threads as the process has cores to itself "
+                 f"(`SEARCH_THREADS` = None: {env['search_threads']} here); with one thread the same search took "
+                 f"{fmt_s(one)} ({one / ours:.2f}x ours) in this run.")
         L.append(f"- the floor: the assignment solves are {100 * rows['ours']['lap_share']:.0f}% of ours "
                  f"({fmt_s(rows['ours']['lap_s'])} of {fmt_s(ours)}); everything else is "
                  f"{fmt_s(ours - rows['ours']['lap_s'])}.")
@@ -404,15 +412,17 @@ def report(res: dict) -> str:
     L.append(f"- float32 torch.matmul rate ({t['matmul_n']}x{t['matmul_n']}, best of 7), GFLOP/s: before training "
              f"{rate(t['matmul_before'])}; after {rate(t['matmul_after'])}; the machine's rate is taken as the best, "
              f"**{t['matmul_flops'] / 1e9:.1f} GFLOP/s**")
-    L.append(f"- training ({t['desc']}; `training.TRAIN_THREADS` = {t['train_threads']}): {t['params']:,} params, "
-             f"{t['samples']} samples per model, {', '.join(f'{s:.1f} s' for s in t['seconds'])} per model")
-    L.append(f"- best throughput {t['samples_per_s']:.0f} samples/s = {t['flops'] / 1e9:.1f} GFLOP/s "
-             f"(6 x params x samples) = **{100 * t['fraction']:.0f}% of the matmul rate**")
-    L.append(f"- diagnostic, the same training of seed 0 with torch's default {t['threads']} threads: "
-             f"{t['default_threads_s']:.1f} s = {t['samples'] / t['default_threads_s']:.0f} samples/s = "
+    L.append(f"- training as a claims run does it (`train_many`, {t['n_together']} models at once, "
+             f"{t['workers']} worker(s), `training.TRAIN_THREADS` = {t['train_threads']} intra-op thread each; {t['desc']}): "
+             f"{t['params']:,} params, {t['samples']} samples per model, {t['together_s']:.2f} s for both: "
+             f"{t['samples_per_s']:.0f} samples/s = {t['flops'] / 1e9:.1f} GFLOP/s (6 x params x samples) = "
+             f"**{100 * t['fraction']:.0f}% of the matmul rate**")
+    L.append(f"- one model alone (`train`, seed 0): {t['alone_s']:.2f} s = {t['alone_flops'] / 1e9:.1f} GFLOP/s = "
+             f"{100 * t['alone_fraction']:.0f}% of the matmul rate; its weights are bitwise those of the same model "
+             f"trained beside the other: {'yes' if t['same_bits'] else 'NO'}")
+    L.append(f"- diagnostic, seed 0 alone with torch's default {t['threads']} threads: {t['default_threads_s']:.2f} s = "
              f"{t['default_threads_flops'] / 1e9:.1f} GFLOP/s = {100 * t['default_threads_fraction']:.0f}% of the "
-             f"matmul rate (weights bitwise equal to the shipped setting's: "
-             f"{'yes' if t['default_threads_same_bits'] else 'no, last-bit differences'})\n")
+             f"matmul rate\n")
     if res.get("claims"):
         L.append(report_claims(res["claims"]))
     L.append("### Targets\n")
@@ -478,6 +488,7 @@ def main(argv=None) -> int:
         "cpu": cpu_model(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__, "rebasin": version("rebasin"),
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+        "search_threads": wm.SEARCH_THREADS or cpu_workers(),
     }
     log = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
 
@@ -507,33 +518,33 @@ def main(argv=None) -> int:
     log(f"training two MLPs ({epochs} epochs) ...")
     models, spec, info = mlp_pair(epochs)
     tr = info.pop("train")
-    # Diagnostic: the same training (seed 0) with torch's default threads instead of
+    # Diagnostic: the same training (seed 0) alone with torch's default threads instead of
     # training.TRAIN_THREADS.
     log("training seed 0 again with torch's default threads (diagnostic) ...")
     data = load_dataset("mnist5k")
     shipped, training.TRAIN_THREADS = training.TRAIN_THREADS, None
     try:
         t = time.perf_counter()
-        sd1 = train(TrainConfig(arch="mlp", dataset="mnist5k", width=512, seed=0, epochs=epochs), data, torch.device("cpu"))
+        train(TrainConfig(arch="mlp", dataset="mnist5k", width=512, seed=0, epochs=epochs), data, torch.device("cpu"))
         default_threads_s = time.perf_counter() - t
     finally:
         training.TRAIN_THREADS = shipped
-    same_bits = all(torch.equal(sd1[k], models[0].state_dict()[k]) for k in sd1)
     after = rates()
     flops_per_model = 6 * tr["params"] * tr["samples_per_model"]
-    best = min(tr["seconds"])
     matmul_flops = max(list(before.values()) + list(after.values()))
     res["training"] = {
-        "desc": f"lmc_claims.training.train, MLP 784-512-512-512-10, mnist5k, {epochs} epochs, batch 128, Adam, CPU",
-        "params": tr["params"], "samples": tr["samples_per_model"], "seconds": tr["seconds"],
-        "samples_per_s": tr["samples_per_model"] / best, "flops": flops_per_model / best,
+        "desc": f"MLP 784-512-512-512-10, mnist5k, {epochs} epochs, batch 128, Adam, CPU",
+        "params": tr["params"], "samples": tr["samples_per_model"],
+        "n_together": tr["n_together"], "workers": tr["workers"], "together_s": tr["together_s"],
+        "flops": tr["n_together"] * flops_per_model / tr["together_s"],
+        "samples_per_s": tr["n_together"] * tr["samples_per_model"] / tr["together_s"],
+        "alone_s": tr["alone_s"], "alone_flops": flops_per_model / tr["alone_s"], "same_bits": tr["same_bits"],
         "matmul_n": 2048, "matmul_before": before, "matmul_after": after, "matmul_flops": matmul_flops,
         "threads": default_threads, "train_threads": training.TRAIN_THREADS,
-        "default_threads_s": default_threads_s, "default_threads_same_bits": same_bits,
-        "default_threads_flops": flops_per_model / default_threads_s,
+        "default_threads_s": default_threads_s, "default_threads_flops": flops_per_model / default_threads_s,
     }
-    res["training"]["fraction"] = res["training"]["flops"] / matmul_flops
-    res["training"]["default_threads_fraction"] = res["training"]["default_threads_flops"] / matmul_flops
+    for k in ("", "alone_", "default_threads_"):
+        res["training"][f"{k}fraction"] = res["training"][f"{k}flops"] / matmul_flops
 
     res["pairs"] = []
     log("matching the MLP pair ...")

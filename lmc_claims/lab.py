@@ -6,9 +6,11 @@ and is memoised in-process (so several claims share one model, matching or measu
 
 from __future__ import annotations
 
+import functools
 import sys
+import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import torch
@@ -24,7 +26,7 @@ from .permutation.apply import Params, Perms, apply_permutation
 from .permutation.derive import derive_spec
 from .permutation.spec import PermutationSpec
 from .scales import Run, Scale
-from .training import TrainConfig, make_model, train
+from .training import TrainConfig, concurrent_safe, concurrently, make_model, train
 from .zoo import Zoo
 
 
@@ -35,9 +37,12 @@ class Progress:
     quiet: bool = False
     write: Callable[[str], None] = lambda line: print(line, file=sys.stderr, flush=True)
 
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
     def __call__(self, msg: str) -> None:
         if not self.quiet:
-            self.write(f"[lmc-claims] {msg}")
+            with self._lock:  # models trained at once report from their own threads
+                self.write(f"[lmc-claims] {msg}")
 
 
 class Lab:
@@ -98,9 +103,26 @@ class Lab:
         return self.memo(("spec", arch, dataset, width), build)
 
     def model(self, arch: str, dataset: str, width: int, seed: int) -> Params:
-        cfg = self.train_config(arch, dataset, width, seed)
-        data = self.data(arch, dataset)
+        key = ("model", arch, dataset, width, seed)
+        if key not in self._memo:
+            # The first model asked for of a setting brings its pair partners along: the claims
+            # use them all, and models trained together share the CPU's cores.
+            paired = range(2 * self.scale.n_pairs)
+            self.models(arch, dataset, width, list(paired) if seed in paired else [seed])
+        return self._memo[key]
 
+    def models(self, arch: str, dataset: str, width: int, seeds: list[int]) -> list[Params]:
+        """The trained models of these seeds, from the cache or trained (several at once on a CPU)."""
+        missing = [s for s in seeds if ("model", arch, dataset, width, s) not in self._memo]
+        if missing:
+            data = self.data(arch, dataset)
+            safe = concurrent_safe(self.template(arch, dataset, width))
+            jobs = [functools.partial(self._fetch_model, self.train_config(arch, dataset, width, s), data) for s in missing]
+            for s, sd in zip(missing, concurrently(jobs, self.device, None if safe else 1)):
+                self._memo[("model", arch, dataset, width, s)] = {k: v.to(self.device) for k, v in sd.items()}
+        return [self._memo[("model", arch, dataset, width, s)] for s in seeds]
+
+    def _fetch_model(self, cfg: TrainConfig, data: TensorData) -> Params:
         def build():
             t0 = time.perf_counter()
             last = {}
@@ -109,11 +131,7 @@ class Lab:
                           f"loss {last['loss']:.4f}, {time.perf_counter() - t0:.1f} s")
             return sd
 
-        def fetch():
-            sd, _ = self.zoo.fetch("model", {"train": cfg.as_dict(), "data": data.fingerprint()}, self.device.type, build)
-            return {k: v.to(self.device) for k, v in sd.items()}
-
-        return self.memo(("model", arch, dataset, width, seed), fetch)
+        return self.zoo.fetch("model", {"train": cfg.as_dict(), "data": data.fingerprint()}, self.device.type, build)[0]
 
     # -- permutation searches -------------------------------------------------
     def match(self, method: str, arch: str, dataset: str, width: int, seed_a: int, seed_b: int) -> Perms:

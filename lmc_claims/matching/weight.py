@@ -21,44 +21,33 @@ algorithm's):
 Everything is float64 on the models' device; only C_P goes to the host for the solver,
 and the permutations' bookkeeping (index arrays) lives there.
 
-On a CPU the search runs with one intra-op thread (`SEARCH_THREADS`): it is a chain of
-small dependent steps around a single-threaded solver, and on a small CPU shared with
-other processes (pytest-xdist workers, other jobs) every multi-threaded op waits for a
-descheduled worker thread. Measured on a loaded 2-core machine, one thread made the whole
-search 2.7-3.1x faster (benchmarks/RESULTS.md); on an idle one a second thread would buy
-at most ~2x on the matrix products.
+On a CPU the search uses the cores this process has to itself (`SEARCH_THREADS`, by
+default `cpu.cpu_workers()`: all of them in a plain run, one per pytest-xdist worker on a
+machine with as many cores as workers): it is a chain of small dependent steps around a
+single-threaded solver, and a multi-threaded op on an oversubscribed CPU waits for every
+descheduled worker thread (benchmarks/RESULTS.md has both cases).
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
+from ..cpu import cpu_workers, limit_threads
 from ..errors import LmcClaimsError
 from ..permutation.apply import Params, Perms, permute_param
 from ..permutation.spec import PermutationSpec
 from .lap import solve_lap_numpy
 
 
-# Intra-op threads for the search on a CPU device (None: keep torch's setting).
-SEARCH_THREADS: int | None = 1
+# Intra-op threads for the search on a CPU device; None: the cores this process may use.
+SEARCH_THREADS: int | None = None
 
 
-@contextmanager
 def _threads(device: torch.device):
-    before = torch.get_num_threads()
-    limit = SEARCH_THREADS if device.type == "cpu" else None
-    if limit is None or limit >= before:
-        yield
-        return
-    torch.set_num_threads(limit)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+    return limit_threads(device, SEARCH_THREADS or cpu_workers())
 
 
 @dataclass
