@@ -27,25 +27,13 @@ the barrier in nats does not separate out; the endpoint losses are stored for th
 import pytest
 
 from lmc_claims import two_layer
-from lmc_claims.data import availability
-from lmc_claims.scales import get_scale
 
 pytestmark = pytest.mark.claims
 CLAIM = "ferbach2024-dimension-vs-barrier"
 
 
-def pytest_generate_tests(metafunc):
-    # The runs live in the scale's extra runs, outside the plugin's `setting` parametrisation;
-    # naming the architecture and base dataset here puts them in the report's parameters.
-    if {"arch", "dataset"} <= set(metafunc.fixturenames):
-        base, _ = two_layer.family_runs(get_scale(metafunc.config.getoption("claims_scale")))
-        metafunc.parametrize("arch, dataset", [(base.arch, base.dataset)], ids=[f"{base.arch}-{base.dataset}"])
-
-
-def test_lower_dimension_lower_barrier(arch, dataset, claims_lab, verify):
-    missing = availability(dataset)
-    if missing:
-        pytest.skip(missing)
+def test_lower_dimension_lower_barrier(two_layer_run, claims_lab, verify):
+    arch, dataset = two_layer_run
     _, settings = two_layer.family_runs(claims_lab.scale)
     ds = two_layer.dimension_vs_barrier(claims_lab)
     dims = ds.support_dim.mean(("pair", "width"))

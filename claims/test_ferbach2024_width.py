@@ -29,25 +29,13 @@ criterion.
 import pytest
 
 from lmc_claims import two_layer
-from lmc_claims.data import availability
-from lmc_claims.scales import get_scale
 
 pytestmark = pytest.mark.claims
 CLAIM = "ferbach2024-barrier-vs-width"
 
 
-def pytest_generate_tests(metafunc):
-    # The run lives in the scale's extra runs, outside the plugin's `setting` parametrisation;
-    # naming its architecture and dataset here puts them in the report's parameters.
-    if {"arch", "dataset"} <= set(metafunc.fixturenames):
-        base, _ = two_layer.family_runs(get_scale(metafunc.config.getoption("claims_scale")))
-        metafunc.parametrize("arch, dataset", [(base.arch, base.dataset)], ids=[f"{base.arch}-{base.dataset}"])
-
-
-def test_barrier_shrinks_with_width(arch, dataset, claims_lab, verify):
-    missing = availability(dataset)
-    if missing:
-        pytest.skip(missing)
+def test_barrier_shrinks_with_width(two_layer_run, claims_lab, verify):
+    arch, dataset = two_layer_run
     run = claims_lab.run(arch, dataset)
     ds = two_layer.barrier_vs_width(claims_lab)
     slope = ds.wm_barrier_loglog_slope

@@ -5,7 +5,9 @@ Statement: the straight-through estimator (Git Re-Basin Alg. 2; midpoint lam = 1
 finds permutations with a low barrier, but its permutations do not align the singular vectors
 with large singular values as weight matching's do.
 Metric: O_k overlap of the top 10% singular subspaces (../shared/CLAIMS.md item 3), WM minus
-STE, per pair; STE's test loss barrier reduction 1 - B_STE / B_naive.
+STE, per pair; STE's test loss barrier reduction 1 - B_STE / B_naive. Ito et al.'s R, in the
+form secondary summaries quote (see test_ito2024_alignment.py), is stored beside it as `ito_r`;
+those summaries say the paper finds R near 0 for STE's permutations.
 Criteria: WM - STE overlap gain above 0 (one-sided 95% bound; direction from the paper, bound
 ours); STE barrier reduction >= 0.8 (CLAIMS.md item 2's number reused for "reaches LMC", ours).
 """
@@ -26,4 +28,4 @@ def test_ste_does_not_align_singular_vectors(setting, claims_lab, verify):
         long_name="1 - test loss barrier after STE / naive test loss barrier", units="1")
     ds = ds.merge(curves)
     verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "width": width, "ste": str(claims_lab.scale.ste)},
-           seeds=[s for p in claims_lab.scale.pairs for s in p])
+           seeds=[s for p in claims_lab.scale.pairs for s in p], notes=(measure.ito_r_note(ds),))

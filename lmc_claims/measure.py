@@ -10,7 +10,7 @@ from .lab import Lab
 from .matching.merge import average
 from .metrics.distance import l2_distance
 from .metrics.interpolation import DEFAULT_LAMBDAS, chord, evaluate, interpolation_curve, reset_bn_stats
-from .metrics.spectral import layer_svds, side_overlaps, vector_cosines
+from .metrics.spectral import ito_r_terms, layer_svds, side_overlaps, vector_cosines
 from .permutation.apply import apply_permutation, random_perms
 
 SPLITS = ("train", "test")
@@ -123,6 +123,7 @@ def distances(lab: Lab, arch: str, dataset: str, width: int) -> xr.Dataset:
 
 K_FRACTIONS = (0.02, 0.05, 0.1, 0.25, 0.5)
 TOP_FRACTION = 0.1  # "large singular values": the top 10% of the rank (ours)
+ITO_R_GAMMAS = (0.0, 0.3)  # the thresholds secondary sources say Ito et al. report R at
 
 
 ALIGNMENT_SEARCHES = ("naive", "random", "wm", "ste")
@@ -131,6 +132,14 @@ ALIGNMENT_SEARCHES = ("naive", "random", "wm", "ste")
 def alignment(lab: Lab, arch: str, dataset: str, width: int) -> xr.Dataset:
     """Subspace overlaps O_k (top and tail) of A with B naive / random-permuted / WM / STE-permuted."""
     return lab.memo(("alignment", arch, dataset, width), lambda: _alignment(lab, arch, dataset, width))
+
+
+def ito_r_note(ds: xr.Dataset) -> str:
+    """One line for the report: Ito et al.'s R (secondary-source form) per search, mean over pairs."""
+    r = ds.ito_r.mean("pair")
+    return "Ito et al.'s R as secondary sources quote it (unverified reading; data, not a criterion), mean over pairs: " + "; ".join(
+        f"gamma={float(g):g}: " + ", ".join(f"{s} {float(r.sel(gamma=g, search=s)):.3f}" for s in r.search.values)
+        for g in r.gamma.values)
 
 
 def _alignment(lab: Lab, arch: str, dataset: str, width: int) -> xr.Dataset:
@@ -142,6 +151,7 @@ def _alignment(lab: Lab, arch: str, dataset: str, width: int) -> xr.Dataset:
     top = np.full((len(pairs), len(methods), len(layers), len(K_FRACTIONS)), np.nan)
     tail = np.full_like(top, np.nan)
     cosines = np.full((len(pairs), len(methods), len(layers), max_rank), np.nan)
+    ito_r = np.full((len(pairs), len(methods), len(ITO_R_GAMMAS)), np.nan)
     for i, (sa, sb) in enumerate(pairs):
         a = layer_svds(spec, lab.model(arch, dataset, width, sa))
         b = lab.model(arch, dataset, width, sb)
@@ -160,6 +170,12 @@ def _alignment(lab: Lab, arch: str, dataset: str, width: int) -> xr.Dataset:
                     tail[i, j, l, q] = np.mean([side_overlaps(la, m[l], frac, tail=True) for m in svds])
                 cos = torch.stack([vector_cosines(la, m[l]) for m in svds]).mean(0).cpu().numpy()
                 cosines[i, j, l, : len(cos)] = cos
+            for g, gamma in enumerate(ITO_R_GAMMAS):
+                r = []
+                for m in svds:
+                    terms = [ito_r_terms(la, lb, gamma) for la, lb in zip(a, m)]
+                    r.append(sum(t for t, _ in terms) / max(1, sum(n for _, n in terms)))
+                ito_r[i, j, g] = np.mean(r)
     dims = ("pair", "search", "layer", "k_fraction")
     ds = xr.Dataset(
         {
@@ -167,9 +183,12 @@ def _alignment(lab: Lab, arch: str, dataset: str, width: int) -> xr.Dataset:
             "overlap_tail": (dims, tail, {"long_name": "O_k of the bottom-k singular subspaces (permuted sides)", "units": "1"}),
             "rank_cosine": (("pair", "search", "layer", "rank"), cosines,
                             {"long_name": "|cos(u_i^A, u_i^B)| * |cos(v_i^A, v_i^B)| per singular-value rank", "units": "1"}),
+            "ito_r": (("pair", "search", "gamma"), ito_r,
+                      {"long_name": "Ito et al.'s R(theta_a, theta_b) as quoted by secondary sources (unverified reading; "
+                                    "lmc_claims.metrics.spectral.ito_r_terms)", "units": "1"}),
         },
         coords={"pair": [pair_label(*p) for p in pairs], "search": list(methods), "layer": layers,
-                "k_fraction": list(K_FRACTIONS), "rank": np.arange(max_rank)},
+                "k_fraction": list(K_FRACTIONS), "rank": np.arange(max_rank), "gamma": list(ITO_R_GAMMAS)},
     )
     at = lambda var, m: ds[var].sel(search=m, k_fraction=TOP_FRACTION, drop=True).mean("layer")
     ds["top_gain_vs_naive"] = (at("overlap_top", "wm") - at("overlap_top", "naive")).assign_attrs(units="1")

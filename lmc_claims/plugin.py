@@ -190,8 +190,9 @@ def verify(request, claims_session, claims_lab):
         params = dict(getattr(getattr(request.node, "callspec", None), "params", {}))
         if "setting" in params:
             params = dict(zip(("arch", "dataset", "width"), params.pop("setting")), **params)
-        if "width_run" in params:
-            params = dict(zip(("arch", "dataset"), params.pop("width_run")), **params)
+        for run_param in ("width_run", "two_layer_run"):
+            if run_param in params:
+                params = dict(zip(("arch", "dataset"), params.pop(run_param)), **params)
         prov = provenance(str(claims_lab.device), {"scale": claims_lab.scale.name, "params": params, **config}, seeds)
         ds = attach_verdict(ds, claim, judgements, verdict, prov)
         path = write_netcdf(ds, claims_session.report_dir / "data" / f"{_safe_name(request.node.nodeid)}.nc")
@@ -312,12 +313,25 @@ class _Hooks:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Claim tests asking for `setting` run once per architecture x dataset x width of the
-    scale; `n_models` (merge size) adds each run's merge sizes."""
-    if "setting" not in metafunc.fixturenames and "width_run" not in metafunc.fixturenames:
+    scale; `n_models` (merge size) adds each run's merge sizes; `width_run` once per
+    architecture x dataset with several widths; `two_layer_run` once, on the scale's
+    two-layer family (lmc_claims/two_layer.py)."""
+    if not {"setting", "width_run", "two_layer_run"} & set(metafunc.fixturenames):
         return
     from .data import availability
 
     scale = metafunc.config.stash[_KEY].scale()
+    if "two_layer_run" in metafunc.fixturenames:
+        # Claims about two-layer nets run on the scale's own two-layer family (its extra runs),
+        # whatever architectures are being verified.
+        from .two_layer import family_runs
+
+        base, _ = family_runs(scale)
+        reason = availability(base.dataset)
+        metafunc.parametrize("two_layer_run", [pytest.param(
+            (base.arch, base.dataset), id=f"{base.arch}-{base.dataset}",
+            marks=[pytest.mark.skip(reason=reason)] if reason else [])])
+        return
     missing = {d: availability(d) for d in {r.dataset for r in scale.runs}}
     if "width_run" in metafunc.fixturenames:
         # Claims across widths: one test per architecture x dataset with at least two widths.

@@ -6,7 +6,8 @@ from hypothesis import strategies as st
 
 from helpers import random_mlp
 from lmc_claims.metrics.interpolation import barrier, interpolation_curve, lerp
-from lmc_claims.metrics.spectral import LayerSVD, chance_overlap, singular_values, subspace_overlap, svd, vector_cosines
+from lmc_claims.metrics.spectral import (LayerSVD, chance_overlap, ito_r_terms, singular_values, subspace_overlap, svd,
+                                        vector_cosines)
 
 
 def layer(w):
@@ -36,6 +37,23 @@ def test_permutation_moves_singular_vectors_to_pu(seed):
     ub, _, vb = svd(w[p][:, q])
     assert torch.allclose((ua[p] * ub).sum(0).abs(), torch.ones(5, dtype=torch.float64), atol=1e-9)
     assert torch.allclose((va[q] * vb).sum(0).abs(), torch.ones(5, dtype=torch.float64), atol=1e-9)
+
+
+@given(seed=st.integers(0, 10_000), gamma=st.sampled_from([0.0, 0.3]))
+def test_ito_r_is_one_for_aligned_copies_sign_free_and_small_for_unrelated_matrices(seed, gamma):
+    rng = np.random.default_rng(seed)
+    w = torch.from_numpy(rng.standard_normal((30, 20)))
+    a = layer(w)
+    total, n = ito_r_terms(a, a, gamma)
+    assert n >= 1 and total / n == pytest.approx(1.0)
+    # Flipping the signs of singular vector pairs (an equally valid SVD) changes nothing.
+    signs = torch.from_numpy(rng.choice([-1.0, 1.0], size=a.rank))
+    flipped = LayerSVD("w", a.u * signs, a.s, a.v * signs, True, True)
+    assert ito_r_terms(a, flipped, gamma)[0] == pytest.approx(total)
+    # Unrelated weights are far from aligned.
+    other = layer(torch.from_numpy(rng.standard_normal((30, 20))))
+    assert abs(ito_r_terms(a, other, gamma)[0] / n) < 0.5
+    assert ito_r_terms(layer(torch.zeros(3, 2, dtype=torch.float64)), a, gamma) == (0.0, 0)
 
 
 def test_subspace_overlap_bounds_and_repeated_singular_values():

@@ -106,3 +106,20 @@ def vector_cosines(a: LayerSVD, b: LayerSVD) -> torch.Tensor:
     """|cos| between the i-th left singular vectors times |cos| between the i-th right
     ones: per-rank alignment of the rank-one components u_i v_i^T (sign-free)."""
     return (a.u * b.u).sum(0).abs() * (a.v * b.v).sum(0).abs()
+
+
+def ito_r_terms(a: LayerSVD, b: LayerSVD, gamma: float) -> tuple[float, int]:
+    """One layer's share of Ito et al.'s R(theta_a, theta_b) as secondary sources quote it
+    (the paper's §4 text was not available here; see claims/test_ito2024_alignment.py):
+
+        R = sum_l sum_{i, j < n_l} (u_i^a . u_j^b) (v_i^a . v_j^b) / sum_l n_l
+
+    with b already permuted and n_l the number of A's singular values of layer l at or
+    above gamma * sigma_max (our reading of the paper's threshold gamma). Flipping the sign
+    of a pair (u_i, v_i) leaves every term unchanged; R is 1 when the leading singular
+    vectors coincide and near 0 for unrelated ones. Returns (sum of terms, n_l)."""
+    if a.rank == 0 or a.s[0] <= 0:
+        return 0.0, 0
+    n = int((a.s >= gamma * a.s[0]).sum())
+    terms = (a.u[:, :n].T @ b.u[:, :n]) * (a.v[:, :n].T @ b.v[:, :n])
+    return float(terms.sum()), n
