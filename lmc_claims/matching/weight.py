@@ -11,9 +11,11 @@ algorithm's):
   B_P (n x R) from model B. Then C_P = A_P @ (B_P with the other permutations applied
   to its columns)^T is one matrix product. The other permutations only reorder B_P's
   columns, so the current column order is kept on the host as an index array.
-* C_P is computed once and then kept up to date: when a permutation Q changes, each
-  neighbouring C_P gets A_P[:, moved] @ (B_P[:, new] - B_P[:, old])^T over just the
-  columns that moved, so a step that moves k units costs O(n * k) columns, not O(n * R).
+* C_P is computed once and then kept up to date lazily: when neighbouring permutations
+  change, only B_P's column order is updated; the next time P is visited, C_P gets
+  A_P[:, moved] @ (B_P[:, new] - B_P[:, old])^T over just the columns that moved since
+  it was last used (k columns cost O(n * k), not O(n * R)), or is recomputed when most
+  moved. Several neighbours changing between two visits of P cost one update, not several.
 * A step whose C_P has not changed since P's last assignment solve is skipped (the
   solver would return the answer it gave then, already accepted or rejected), and so is
   one where the current permutation takes every row's maximum (it is optimal).
@@ -165,12 +167,32 @@ class _Side:
         device = a[axes[0][0]].device
         self.At = torch.empty(offset, n, dtype=torch.float64, device=device)
         self.Bt = torch.empty_like(self.At)
+        self.rows: dict[str, slice] = {}  # each parameter's rows in At / Bt
         for (name, axis), block in zip(axes, blocks):
             rows = slice(block.offset, block.offset + int(np.prod(block.shape, dtype=np.int64)))
+            self.rows[name] = rows
             self.At[rows].view(*block.shape, n).copy_(a[name].detach().movedim(axis, -1))
             self.Bt[rows].view(*block.shape, n).copy_(b[name].detach().movedim(axis, -1))
         self.cols = np.concatenate([blk.columns(host) for blk in blocks])
-        self.C = self._full()
+        self._cols_of_C = None  # B_P's column order when C_P was last brought up to date
+        self._C: torch.Tensor | None = None
+
+    @property
+    def C(self) -> torch.Tensor:
+        """C_P under the current permutations, brought up to date on first use after they
+        changed: by the columns that moved since then, or in full when most of them did."""
+        if self._C is not None:
+            moved = np.flatnonzero(self.cols != self._cols_of_C)
+            if len(moved) and 2 * len(moved) <= len(self.cols):
+                idx = torch.from_numpy(np.stack([moved, self.cols[moved], self._cols_of_C[moved]])).to(self.At.device)
+                rows = self.Bt.index_select(0, idx[1:].reshape(-1))
+                self._C.addmm_(self.At.index_select(0, idx[0]).T, rows[: len(moved)] - rows[len(moved) :])
+            elif len(moved):
+                self._C = None
+        if self._C is None:
+            self._C = self._full()
+        self._cols_of_C = self.cols.copy()
+        return self._C
 
     def _full(self) -> torch.Tensor:
         if np.array_equal(self.cols, np.arange(len(self.cols))):
@@ -178,30 +200,17 @@ class _Side:
         return self.At.T @ self.Bt.index_select(0, torch.from_numpy(self.cols).to(self.Bt.device))
 
     def follow(self, q: str, host: dict[str, np.ndarray]) -> bool:
-        """Q's permutation changed (host[q] is the new one): update the column order and
-        C_P by the columns that moved. Returns whether C_P changed."""
-        where, src_new, src_old = [], [], []
+        """Q's permutation changed (host[q] is the new one): update B_P's column order.
+        Returns whether any column moved, i.e. whether C_P changed."""
+        changed = False
         for block in self.by_perm[q]:
             lo = block.offset
             span = int(np.prod(block.shape, dtype=np.int64))
-            old = self.cols[lo : lo + span]
             new = block.columns(host)
-            moved = np.flatnonzero(new != old)
-            if len(moved):
-                where.append(lo + moved)
-                src_new.append(new[moved])
-                src_old.append(old[moved])
+            if not np.array_equal(new, self.cols[lo : lo + span]):
                 self.cols[lo : lo + span] = new
-        if not where:
-            return False
-        k = sum(len(w) for w in where)
-        if 2 * k > len(self.cols):  # most columns moved: recompute
-            self.C = self._full()
-            return True
-        idx = torch.from_numpy(np.stack([np.concatenate(v) for v in (where, src_new, src_old)])).to(self.At.device)
-        rows = self.Bt.index_select(0, idx[1:].reshape(-1))
-        self.C.addmm_(self.At.index_select(0, idx[0]).T, rows[:k] - rows[k:])
-        return True
+                changed = True
+        return changed
 
 
 def weight_matching(
@@ -226,22 +235,27 @@ def _search(spec: PermutationSpec, a: Params, b: Params, seed: int, max_sweeps: 
             init: Perms | None, tol: float, device: torch.device) -> MatchResult:
     names = spec.perm_names
     sizes = spec.perm_sizes(a)
-    flat_a, flat_b = _flat64(spec, a), _flat64(spec, b)
-    if not _all_finite([flat_a, flat_b]):
-        _check_finite(spec, "A", a)
-        _check_finite(spec, "B", b)
-
     # The permutations' bookkeeping is on the host: the solver's answers arrive there.
     if init is None:
         host = {p: np.arange(sizes[p], dtype=np.int64) for p in names}
-        total = float(torch.dot(flat_a, flat_b))
     else:
         host = {p: init[p].detach().cpu().numpy().astype(np.int64) for p in names}
+    sides = {p: _Side(p, spec, a, b, host) for p in names}
+    # Every parameter once, in float64: its rows in a side that holds it (copied there
+    # already), else a fresh copy. They serve the finiteness check and the initial objective.
+    held = {name: side for side in sides.values() for name in side.rows}
+    pieces = [(held[k].At[held[k].rows[k]], held[k].Bt[held[k].rows[k]]) if k in held else
+              (a[k].detach().double(), b[k].detach().double()) for k in spec.axes_to_perm]
+    if not _all_finite([t for pair in pieces for t in pair]):
+        _check_finite(spec, "A", a)
+        _check_finite(spec, "B", b)
+    if init is None:
+        total = float(sum(torch.dot(x.reshape(-1), y.reshape(-1)) for x, y in pieces))
+    else:
         init_dev = {p: init[p].to(device) for p in names}
         total = objective(spec, init_dev, {k: a[k].double() for k in spec.axes_to_perm},
                           {k: b[k].double() for k in spec.axes_to_perm})
-    del flat_a, flat_b
-    sides = {p: _Side(p, spec, a, b, host) for p in names}
+    del pieces, held
     # A parameter with the same permutation on two axes makes C_P depend on P itself: the
     # step is then a linearisation and its gain is not the objective's change, so the
     # objective is recomputed after each accepted step instead.
