@@ -86,7 +86,10 @@ SCALES: dict[str, Scale] = {
         # Ferbach et al. 2024: two-layer nets trained by plain SGD, on MNIST and its projections
         # onto k principal components (input dimension k), across widths.
         extra_runs=tuple(Run("mlp-d1", d, widths=(8, 16, 32, 64), epochs=2, lr=0.1, n_train=1000, n_test=500,
-                             n_eval_train=250, optimizer="sgd") for d in ("mnist5k", "mnist5k-pca8", "mnist5k-pca32")),
+                             n_eval_train=250, optimizer="sgd") for d in ("mnist5k", "mnist5k-pca8", "mnist5k-pca32"))
+        # ... and on MNIST at other SGD learning rates (the paper's Figure 2 varies the learning rate).
+        + tuple(Run(f"mlp-d1@lr{lr:g}", "mnist5k", widths=(8, 16, 32, 64), epochs=2, lr=lr, n_train=1000, n_test=500,
+                    n_eval_train=250, optimizer="sgd") for lr in (0.01, 0.03)),
     ),
     "ci": Scale(
         name="ci",
@@ -100,7 +103,9 @@ SCALES: dict[str, Scale] = {
         ste=SteConfig(epochs=2, batch_size=256),
         extra_runs=tuple(Run("mlp-d1", d, widths=(16, 32, 64, 128, 256, 512), epochs=10, lr=0.1, n_eval_train=1000,
                              optimizer="sgd")
-                         for d in ("mnist5k", *(f"mnist5k-pca{k}" for k in (8, 16, 32, 64, 128)))),
+                         for d in ("mnist5k", *(f"mnist5k-pca{k}" for k in (8, 16, 32, 64, 128))))
+        + tuple(Run(f"mlp-d1@lr{lr:g}", "mnist5k", widths=(16, 32, 64, 128, 256, 512), epochs=10, lr=lr,
+                    n_eval_train=1000, optimizer="sgd") for lr in (0.003, 0.01, 0.03)),
     ),
     "paper": Scale(
         name="paper",
@@ -118,7 +123,9 @@ SCALES: dict[str, Scale] = {
         ste=SteConfig(epochs=10, batch_size=256),
         extra_runs=tuple(Run("mlp-d1", d, widths=(64, 128, 256, 512, 1024, 2048, 4096), epochs=30, lr=0.1,
                              n_eval_train=10000, optimizer="sgd")
-                         for d in ("mnist", *(f"mnist-pca{k}" for k in (8, 16, 32, 64, 128, 256)))),
+                         for d in ("mnist", *(f"mnist-pca{k}" for k in (8, 16, 32, 64, 128, 256))))
+        + tuple(Run(f"mlp-d1@lr{lr:g}", "mnist", widths=(64, 128, 256, 512, 1024, 2048, 4096), epochs=30, lr=lr,
+                    n_eval_train=10000, optimizer="sgd") for lr in (0.0001, 0.001, 0.01)),
     ),
 }
 

@@ -28,6 +28,7 @@ from scipy import stats
 from . import measure
 from .data import INPUT_SHAPES, pca_parts
 from .errors import LmcClaimsError
+from .models.registry import TAG
 from .lab import Lab
 from .permutation.apply import Params
 from .scales import Run, Scale
@@ -60,6 +61,32 @@ def family_runs(scale: Scale) -> tuple[Run, tuple[Run, ...]]:
     base = bases[0]
     settings = [r for r in runs if r is base or (pca_parts(r.dataset) or ("",))[0] == base.dataset]
     return base, tuple(sorted(settings, key=lambda r: input_dim(r.dataset)))
+
+
+def lr_runs(scale: Scale) -> tuple[Run, ...]:
+    """The scale's two-layer SGD runs on the base dataset at different learning rates (the base
+    run and its `mlp-d1@lr<lr>` variants), lowest learning rate first."""
+    base, _ = family_runs(scale)
+    runs = [r for r in scale.extra_runs if r.arch.split(TAG, 1)[0] == ARCH and r.optimizer == OPTIMIZER
+            and r.dataset == base.dataset]
+    return tuple(sorted(runs, key=lambda r: r.lr))
+
+
+# How the settings of claim 10 vary the neurons' dimension: the input dimension (the dataset
+# projected onto k principal components) or, as the paper's Figure 2, the SGD learning rate.
+VARIATIONS = ("input_dim", "lr")
+
+
+def variation_runs(scale: Scale, variation: str) -> tuple[Run, ...]:
+    if variation == "input_dim":
+        return family_runs(scale)[1]
+    if variation == "lr":
+        return lr_runs(scale)
+    raise ValueError(f"unknown variation {variation!r}; expected one of {VARIATIONS}")
+
+
+def setting_label(run: Run, variation: str) -> str:
+    return run.dataset if variation == "input_dim" else f"lr={run.lr:g}"
 
 
 def shared_widths(runs) -> tuple[int, ...]:
@@ -141,21 +168,23 @@ def first_width_below(widths, barriers, threshold: float) -> float:
 
 # -- measurements --------------------------------------------------------------------
 
-def setting_sweep(lab: Lab, dataset: str, widths: tuple[int, ...]) -> xr.Dataset:
-    """Every pair at every width of one setting: loss along the path (naive and after WM, train
-    and test), barriers, endpoint losses and the neurons' dimension. Memoised: both claims use it."""
-    return lab.memo(("two-layer-sweep", dataset, widths), lambda: _setting_sweep(lab, dataset, widths))
+def setting_sweep(lab: Lab, run: Run, widths: tuple[int, ...]) -> xr.Dataset:
+    """Every pair at every width of one setting (a run of the two-layer family): loss along the
+    path (naive and after WM, train and test), barriers, endpoint losses and the neurons'
+    dimension. Memoised: both claims use it."""
+    key = ("two-layer-sweep", run.arch, run.dataset, widths)
+    return lab.memo(key, lambda: _setting_sweep(lab, run.arch, run.dataset, widths))
 
 
-def _setting_sweep(lab: Lab, dataset: str, widths: tuple[int, ...]) -> xr.Dataset:
-    per_width = [_at_width(lab, dataset, w) for w in widths]
+def _setting_sweep(lab: Lab, arch: str, dataset: str, widths: tuple[int, ...]) -> xr.Dataset:
+    per_width = [_at_width(lab, arch, dataset, w) for w in widths]
     ds = xr.concat(per_width, dim="width", data_vars="all", coords="minimal", compat="override")
     return ds.assign_coords(width=list(widths))
 
 
-def _at_width(lab: Lab, dataset: str, width: int) -> xr.Dataset:
-    curves = measure.interpolation(lab, ARCH, dataset, width, SEARCHES)
-    rows = {s: neuron_matrix(lab.model(ARCH, dataset, width, s)) for pair in lab.scale.pairs for s in pair}
+def _at_width(lab: Lab, arch: str, dataset: str, width: int) -> xr.Dataset:
+    curves = measure.interpolation(lab, arch, dataset, width, SEARCHES)
+    rows = {s: neuron_matrix(lab.model(arch, dataset, width, s)) for pair in lab.scale.pairs for s in pair}
     pair_mean = lambda f: np.array([np.mean([f(rows[a]), f(rows[b])]) for a, b in lab.scale.pairs])
     test_loss = curves.loss.sel(split="test", search="naive", drop=True)
     test_accuracy = curves.accuracy.sel(split="test", search="naive", drop=True)
@@ -184,7 +213,7 @@ def barrier_vs_width(lab: Lab) -> xr.Dataset:
     pair on a log-log scale, beside the slope the Wasserstein rate m^(-1/d) predicts."""
     base, _ = family_runs(lab.scale)
     widths = tuple(sorted(base.widths))
-    ds = setting_sweep(lab, base.dataset, widths)
+    ds = setting_sweep(lab, base, widths)
     out = ds.transpose("pair", "width", ...).copy()
     out["barrier"] = ds.loss_barrier_by_split.sel(split="test", drop=True).transpose("pair", "search", "width").assign_attrs(
         long_name="test loss barrier", units="nats")
@@ -206,20 +235,28 @@ def barrier_vs_width(lab: Lab) -> xr.Dataset:
     return out.assign_attrs(dataset=base.dataset, arch=ARCH, optimizer=OPTIMIZER)
 
 
-def dimension_vs_barrier(lab: Lab) -> xr.Dataset:
-    """Claim 10: across settings (input projected onto k principal components), the rank
-    correlation, width by width, between the neurons' dimension and the WM test barrier."""
-    base, settings = family_runs(lab.scale)
+def dimension_vs_barrier(lab: Lab, variation: str = "input_dim") -> xr.Dataset:
+    """Claim 10: across settings that vary the neurons' dimension (`VARIATIONS`: the input
+    projected onto k principal components, or the SGD learning rate), the rank correlation,
+    width by width, between the neurons' dimension and the WM test barrier."""
+    base, _ = family_runs(lab.scale)
+    settings = variation_runs(lab.scale, variation)
+    if len(settings) < 3:
+        raise LmcClaimsError(
+            f"Scale {lab.scale.name!r} has {len(settings)} two-layer settings varying {variation}; a rank "
+            "correlation across settings needs at least 3.",
+            f"add runs to the scale's extra_runs in lmc_claims/scales.py ({ARCH}{TAG}lr<lr> runs for 'lr').",
+        )
     widths = shared_widths(settings)
-    out = _settings_table(lab, settings, widths)
+    out = _settings_table(lab, settings, widths, variation)
     rho = _correlation_by_width(out.support_dim, out.wm_barrier)
     out["spearman_by_width"] = (("pair", "width"), rho, {
         "long_name": "Spearman correlation across settings of support_dim and wm_barrier at one width", "units": "1"})
     out["spearman_dim_barrier"] = ("pair", row_means(rho), {
         "long_name": "mean over widths of the Spearman correlation across settings between the neurons' "
         "dimension and the WM test barrier", "units": "1"})
-    out["spearman_input_dim_barrier"] = ("pair", row_means(_correlation_by_width(out.input_dim, out.wm_barrier)), {
-        "long_name": "the same with the input dimension in place of the measured dimension", "units": "1"})
+    out[f"spearman_{variation}_barrier"] = ("pair", row_means(_correlation_by_width(out[variation], out.wm_barrier)), {
+        "long_name": f"the same with the varied quantity ({variation}) in place of the measured dimension", "units": "1"})
     per_setting = lambda f: np.array([[f(out.wm_barrier.sel(pair=p, setting=s).values) for s in out.setting.values]
                                       for p in out.pair.values])
     out["width_to_lmc"] = (("pair", "setting"), per_setting(lambda b: first_width_below(widths, b, LMC_BARRIER)), {
@@ -227,13 +264,13 @@ def dimension_vs_barrier(lab: Lab) -> xr.Dataset:
         "units": "1"})
     out["wm_barrier_loglog_slope"] = (("pair", "setting"), per_setting(lambda b: loglog_slope(widths, b)[0]), {
         "long_name": "slope of log(WM test barrier) against log(width), per setting", "units": "1"})
-    return out.assign_attrs(base_dataset=base.dataset, arch=ARCH, optimizer=OPTIMIZER)
+    return out.assign_attrs(base_dataset=base.dataset, arch=ARCH, optimizer=OPTIMIZER, variation=variation)
 
 
-def _settings_table(lab: Lab, settings, widths) -> xr.Dataset:
+def _settings_table(lab: Lab, settings, widths, variation: str) -> xr.Dataset:
     """Barriers, dimensions and endpoint quality over (pair, setting, width)."""
-    names = [r.dataset for r in settings]
-    sweeps = [setting_sweep(lab, name, widths) for name in names]
+    names = [setting_label(r, variation) for r in settings]
+    sweeps = [setting_sweep(lab, r, widths) for r in settings]
     stack = lambda arrays: xr.concat(arrays, dim="setting", coords="minimal", compat="override").assign_coords(setting=names)
     test_barrier = lambda ds, search: ds.loss_barrier_by_split.sel(split="test", search=search, drop=True)
     out = xr.Dataset(
@@ -246,7 +283,8 @@ def _settings_table(lab: Lab, settings, widths) -> xr.Dataset:
                                                           "endpoint_test_accuracy")},
         },
     ).transpose("pair", "setting", "width")
-    return out.assign_coords(input_dim=("setting", [input_dim(n) for n in names]))
+    return out.assign_coords(input_dim=("setting", [input_dim(r.dataset) for r in settings]),
+                             lr=("setting", [r.lr for r in settings]))
 
 
 def _correlation_by_width(x: xr.DataArray, barrier: xr.DataArray) -> np.ndarray:

@@ -13,6 +13,7 @@ from lmc_claims.data import INPUT_SHAPES, check_dataset_name, describe, load_dat
 from lmc_claims.errors import LmcClaimsError
 from lmc_claims.matching.weight import weight_matching
 from lmc_claims.models.mlp import MLP, mlp_spec
+from lmc_claims.models.registry import get_architecture
 from lmc_claims.permutation.apply import apply_permutation
 from lmc_claims.scales import SCALES
 from lmc_claims.training import TrainConfig, train
@@ -111,6 +112,18 @@ def test_every_scale_has_a_two_layer_family_to_fit(name):
     assert [two_layer.input_dim(r.dataset) for r in settings] == sorted(two_layer.input_dim(r.dataset) for r in settings)
     for r in settings:
         check_dataset_name(r.dataset)
+
+
+@pytest.mark.parametrize("name", sorted(SCALES))
+def test_every_scale_has_a_learning_rate_family(name):
+    base, _ = two_layer.family_runs(SCALES[name])
+    runs = two_layer.lr_runs(SCALES[name])
+    lrs = [r.lr for r in runs]
+    assert base in runs and len(set(lrs)) == len(lrs) >= 3 and lrs == sorted(lrs)
+    assert {r.dataset for r in runs} == {base.dataset} and len(two_layer.shared_widths(runs)) >= two_layer.MIN_FIT_POINTS
+    # A tagged run name builds the architecture before the tag.
+    assert all(get_architecture(r.arch) is get_architecture(two_layer.ARCH) for r in runs)
+    assert [two_layer.setting_label(r, "lr") for r in runs] == [f"lr={lr:g}" for lr in lrs]
 
 
 def test_sgd_option_keeps_adam_configs_and_their_cache_keys():

@@ -36,8 +36,8 @@ CLAIMS = [
         statement="Linear mode connectivity correlates with the dimension of the support of the neuron weight "
         "distribution: settings whose neuron weights occupy a lower-dimensional support have smaller barriers "
         "after matching, i.e. reach LMC at smaller widths.",
-        metric="per pair: Spearman correlation across settings (MNIST projected onto its top k principal components, "
-        "and unprojected) between the participation ratio tr(S)^2/tr(S^2) of the covariance S of the hidden neurons' "
+        metric="per pair: Spearman correlation across settings (SGD learning rates, as the paper's Figure 2; or MNIST "
+        "projected onto its top k principal components, and unprojected) between the participation ratio tr(S)^2/tr(S^2) of the covariance S of the hidden neurons' "
         "weight vectors and the test loss barrier after weight matching, at each width, averaged over widths",
         criteria=(
             Criterion("spearman_dim_barrier", ">", 0.0,

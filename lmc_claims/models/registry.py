@@ -72,7 +72,12 @@ def known_names() -> list[str]:
     return sorted(set(ARCHITECTURES) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}) + ["mlp-dN"]
 
 
+TAG = "@"  # "NAME@TAG" names NAME trained with other settings (a scale's run label, e.g. mlp-d1@lr0.01)
+
+
 def get_architecture(name: str) -> Architecture:
+    if TAG in name:
+        return get_architecture(name.split(TAG, 1)[0])
     if name in ARCHITECTURES:
         return ARCHITECTURES[name]
     if name in _LOADED:
