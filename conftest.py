@@ -21,9 +21,9 @@ def pytest_ignore_collect(collection_path, config):
     # `pip install -e .` (no test extra) is enough for `pytest -m claims`: the unit tests, which
     # need hypothesis, are then left uncollected. A plain `pytest` still collects them and says
     # what is missing.
+    from lmc_claims.plugin import claims_selected
+
     tests = config.rootpath / "tests"
-    wanted = config.option.markexpr or ""
-    if settings is None and "claims" in wanted and "not claims" not in wanted \
-            and (collection_path == tests or tests in collection_path.parents):
+    if settings is None and claims_selected(config) and (collection_path == tests or tests in collection_path.parents):
         return True
     return None

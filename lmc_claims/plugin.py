@@ -311,6 +311,11 @@ class _Hooks:
 
 # -- parametrization from the scale ---------------------------------------------------
 
+def _skip_marks(reason: str | None) -> list:
+    """A dataset whose files are absent skips its claim tests, saying where to put which files."""
+    return [pytest.mark.skip(reason=reason)] if reason else []
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Claim tests asking for `setting` run once per architecture x dataset x width of the
     scale; `n_models` (merge size) adds each run's merge sizes; `width_run` once per
@@ -330,7 +335,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         reason = availability(base.dataset)
         metafunc.parametrize("two_layer_run", [pytest.param(
             (base.arch, base.dataset), id=f"{base.arch}-{base.dataset}",
-            marks=[pytest.mark.skip(reason=reason)] if reason else [])])
+            marks=_skip_marks(reason))])
         return
     missing = {d: availability(d) for d in {r.dataset for r in scale.runs}}
     if "width_run" in metafunc.fixturenames:
@@ -338,13 +343,12 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         runs = [r for r in scale.runs if len(r.widths) >= 2]
         metafunc.parametrize("width_run", [
             pytest.param((r.arch, r.dataset), id=f"{r.arch}-{r.dataset}",
-                         marks=[pytest.mark.skip(reason=missing[r.dataset])] if missing[r.dataset] else [])
+                         marks=_skip_marks(missing[r.dataset]))
             for r in runs])
         return
     params = []
     for r in scale.runs:
-        # A dataset whose files are absent skips its claim tests, saying where to put which files.
-        marks = [pytest.mark.skip(reason=missing[r.dataset])] if missing[r.dataset] else []
+        marks = _skip_marks(missing[r.dataset])
         for w in r.widths:
             sizes = r.merge_sizes if "n_models" in metafunc.fixturenames else (None,)
             for n in sizes:

@@ -176,22 +176,26 @@ class _Side:
         self.cols = np.concatenate([blk.columns(host) for blk in blocks])
         self._cols_of_C = None  # B_P's column order when C_P was last brought up to date
         self._C: torch.Tensor | None = None
+        self._moved = True  # columns moved since then (set by `follow`)
 
     @property
     def C(self) -> torch.Tensor:
         """C_P under the current permutations, brought up to date on first use after they
         changed: by the columns that moved since then, or in full when most of them did."""
+        if not self._moved:
+            return self._C
         if self._C is not None:
             moved = np.flatnonzero(self.cols != self._cols_of_C)
-            if len(moved) and 2 * len(moved) <= len(self.cols):
+            if 2 * len(moved) <= len(self.cols):
                 idx = torch.from_numpy(np.stack([moved, self.cols[moved], self._cols_of_C[moved]])).to(self.At.device)
                 rows = self.Bt.index_select(0, idx[1:].reshape(-1))
                 self._C.addmm_(self.At.index_select(0, idx[0]).T, rows[: len(moved)] - rows[len(moved) :])
-            elif len(moved):
+            else:
                 self._C = None
         if self._C is None:
             self._C = self._full()
         self._cols_of_C = self.cols.copy()
+        self._moved = False
         return self._C
 
     def _full(self) -> torch.Tensor:
@@ -210,6 +214,7 @@ class _Side:
             if not np.array_equal(new, self.cols[lo : lo + span]):
                 self.cols[lo : lo + span] = new
                 changed = True
+        self._moved |= changed
         return changed
 
 
