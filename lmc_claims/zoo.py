@@ -97,8 +97,13 @@ class Zoo:
                 elif _sha256(entry / "payload.pt") != meta["sha256"]:
                     problem = "its weights file does not match its checksum"
                 else:
+                    # weights_only=True: the payload is never executed, whatever it holds.
                     return torch.load(entry / "payload.pt", map_location="cpu", weights_only=True)
-            except (OSError, ValueError, KeyError, RuntimeError) as e:
+            # Not just (OSError, ValueError, KeyError, RuntimeError): a payload whose checksum matches
+            # can still be zero-filled or foreign, and the weights-only unpickler then fails in whatever
+            # way the bytes trip it (UnpicklingError, EOFError, IndexError, TypeError, AttributeError,
+            # AssertionError, struct.error all occur on damaged files). Any of them means corrupt.
+            except Exception as e:
                 problem = f"unreadable ({type(e).__name__}: {e})"
         warnings.warn(f"Cache entry {entry} is {problem}; rebuilding it.", CorruptEntryWarning, stacklevel=3)
         shutil.rmtree(entry, ignore_errors=True)

@@ -1,6 +1,11 @@
 """Faults, concurrency and bad input: what must never happen to a verification run."""
 
+import hashlib
+import io
 import json
+import os
+import pickle
+import shlex
 import signal
 import subprocess
 import sys
@@ -108,3 +113,69 @@ def test_rank_deficient_weights_stay_defined():
     for la in layer_svds(spec, a):
         overlaps = side_overlaps(la, la, 0.5)
         assert all(o == pytest.approx(1.0) for o in overlaps)
+
+
+def replace_payload_keeping_checksums(entry: Path, data: bytes) -> None:
+    """Overwrite an entry's payload and update its checksums to match: only unpickling can tell it is bad."""
+    digest = hashlib.sha256(data).hexdigest()
+    (entry / "payload.pt").write_bytes(data)
+    meta = json.loads((entry / "meta.json").read_text())
+    meta["sha256"] = digest
+    (entry / "meta.json").write_text(json.dumps(meta))
+    (entry / "COMPLETE").write_text(digest)
+
+
+def load_error(path: Path) -> str:
+    """The name of the error torch.load (weights only) raises on this file."""
+    with pytest.raises(Exception) as raised:
+        torch.load(path, map_location="cpu", weights_only=True)
+    return type(raised.value).__name__
+
+
+def assert_warned_and_rebuilt(zoo: Zoo, entry: Path) -> None:
+    error = load_error(entry / "payload.pt")
+    with pytest.warns(CorruptEntryWarning) as caught:
+        payload, built = zoo.fetch("model", {"seed": 0}, "cpu", lambda: {"w": torch.arange(3.0)})
+    messages = [str(w.message) for w in caught if issubclass(w.category, CorruptEntryWarning)]
+    assert any(str(entry) in m and error in m for m in messages), messages
+    assert built and torch.equal(payload["w"], torch.arange(3.0))
+    assert zoo.fetch("model", {"seed": 0}, "cpu", lambda: pytest.fail("rebuilt twice"))[1] is False
+
+
+@pytest.mark.parametrize("size", [0, 64, "same"])
+def test_a_zero_filled_payload_with_a_matching_checksum_is_warned_about_and_rebuilt(tmp_path, size):
+    zoo = Zoo(tmp_path)
+    zoo.fetch("model", {"seed": 0}, "cpu", lambda: {"w": torch.arange(3.0)})
+    entry = zoo.entry_dir("model", zoo.key("model", {"seed": 0}, "cpu"))
+    n = (entry / "payload.pt").stat().st_size if size == "same" else size
+    replace_payload_keeping_checksums(entry, b"\0" * n)
+    assert_warned_and_rebuilt(zoo, entry)
+
+
+class RunsACommand:
+    """Unpickling this (without weights_only) would run a shell command."""
+
+    def __init__(self, command: str):
+        self.command = command
+
+    def __reduce__(self):
+        return os.system, (self.command,)
+
+
+@pytest.mark.parametrize("container", ["bare pickle", "torch zip"])
+def test_a_foreign_pickle_with_a_matching_checksum_is_never_run_but_rebuilt(tmp_path, container):
+    zoo = Zoo(tmp_path / "cache")
+    zoo.fetch("model", {"seed": 0}, "cpu", lambda: {"w": torch.arange(3.0)})
+    entry = zoo.entry_dir("model", zoo.key("model", {"seed": 0}, "cpu"))
+    marker = tmp_path / "payload-was-executed"
+    foreign = RunsACommand(f"touch {shlex.quote(str(marker))}")
+    if container == "bare pickle":
+        data = pickle.dumps(foreign, protocol=2)
+    else:
+        buf = io.BytesIO()
+        torch.save(foreign, buf)
+        data = buf.getvalue()
+    assert b"system" in data
+    replace_payload_keeping_checksums(entry, data)
+    assert_warned_and_rebuilt(zoo, entry)
+    assert not marker.exists()
