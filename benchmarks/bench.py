@@ -50,7 +50,7 @@ from lmc_claims.data import load_dataset  # noqa: E402
 from lmc_claims.permutation import PermutationSpec, apply_permutation  # noqa: E402
 import lmc_claims.training as training  # noqa: E402
 from lmc_claims.cpu import cpu_workers  # noqa: E402
-from lmc_claims.training import TrainConfig, make_model, train, train_many  # noqa: E402
+from lmc_claims.training import Recipe, TrainConfig, make_model, train, train_many  # noqa: E402
 
 
 
@@ -127,8 +127,8 @@ def mlp_pair(epochs: int):
     """Two trained MLPs, trained as a claims run trains them (`train_many`: at once on a CPU),
     then seed 0 again alone (`train`), for the single-model throughput and a bitwise check."""
     data = load_dataset("mnist5k")
-    cfgs = [TrainConfig(arch="mlp", dataset="mnist5k", width=512, seed=s, epochs=epochs) for s in (0, 1)]
-    train(TrainConfig(arch="mlp", dataset="mnist5k", width=512, seed=99, epochs=1), data, torch.device("cpu"))  # warm-up
+    cfgs = [TrainConfig(arch="mlp", dataset="mnist5k", width=512, seed=s, recipe=Recipe(epochs=epochs)) for s in (0, 1)]
+    train(TrainConfig(arch="mlp", dataset="mnist5k", width=512, seed=99, recipe=Recipe(epochs=1)), data, torch.device("cpu"))  # warm-up
     t = time.perf_counter()
     sds = train_many(cfgs, data, torch.device("cpu"))
     together_s = time.perf_counter() - t
@@ -525,7 +525,7 @@ def main(argv=None) -> int:
     shipped, training.TRAIN_THREADS = training.TRAIN_THREADS, None
     try:
         t = time.perf_counter()
-        train(TrainConfig(arch="mlp", dataset="mnist5k", width=512, seed=0, epochs=epochs), data, torch.device("cpu"))
+        train(TrainConfig(arch="mlp", dataset="mnist5k", width=512, seed=0, recipe=Recipe(epochs=epochs)), data, torch.device("cpu"))
         default_threads_s = time.perf_counter() - t
     finally:
         training.TRAIN_THREADS = shipped

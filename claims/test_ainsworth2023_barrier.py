@@ -14,16 +14,14 @@ Criteria (ours; the paper gives no tolerance): naive barrier >= 0.3 nats and mat
 
 import pytest
 
-from lmc_claims import measure
+from lmc_claims.measurements import ainsworth2023, shared
 
 pytestmark = pytest.mark.claims
 
 
 @pytest.mark.parametrize("search, claim", [("wm", "ainsworth2023-wm-barrier"), ("am", "ainsworth2023-am-barrier")])
 def test_matching_removes_the_barrier(setting, search, claim, claims_lab, verify):
-    arch, dataset, width = setting
-    ds = measure.interpolation(claims_lab, arch, dataset, width, ("naive", search))
-    ds["naive_barrier"] = measure.barrier_of(ds, "naive")
-    ds[f"{search}_barrier"] = measure.barrier_of(ds, search)
-    verify(claim, ds, config={"arch": arch, "dataset": dataset, "width": width, "search": search},
-           seeds=[s for p in claims_lab.scale.pairs for s in p])
+    s, pairs = claims_lab.setting(*setting), claims_lab.scale.pairs
+    ds = ainsworth2023.barriers(s, pairs, search)
+    verify(claim, ds, config={**s.config, "search": search},
+           seeds=shared.seeds_of(pairs))

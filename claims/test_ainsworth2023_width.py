@@ -9,7 +9,7 @@ paper; the bound is ours).
 
 import pytest
 
-from lmc_claims import measure
+from lmc_claims.measurements import ainsworth2023, shared
 
 pytestmark = pytest.mark.claims
 CLAIM = "ainsworth2023-width"
@@ -17,6 +17,7 @@ CLAIM = "ainsworth2023-width"
 
 def test_barrier_falls_with_width(width_run, claims_lab, verify):
     arch, dataset = width_run
-    ds = measure.width_sweep(claims_lab, arch, dataset, searches=("wm", "am"))
+    pairs = claims_lab.scale.pairs
+    ds = ainsworth2023.width_sweep(claims_lab.settings(arch, dataset), pairs, searches=("wm", "am"))
     verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "widths": list(ds.width.values)},
-           seeds=[s for p in claims_lab.scale.pairs for s in p])
+           seeds=shared.seeds_of(pairs))

@@ -10,7 +10,7 @@ neuron (output unit / channel of a layer: its weights, bias and norm parameters)
 per layer. Combinations cover the permutation spec's tensors; other tensors come from A and
 BatchNorm statistics are reset on training data when the net has BatchNorm. The same c is
 applied to the unaligned pair (naive) and the aligned one (paired). Samples per scheme and
-pair (combinability.SAMPLES): smoke 2, ci 8, paper 32. The midpoint c = 1/2 is stored beside.
+pair (scales.Scale.combination_samples): smoke 2, ci 8, paper 32. The midpoint c = 1/2 is stored beside.
 Metric: excess test loss = mean loss of theta_c over samples minus the endpoints' mean test
 loss; per scheme, the share removed by WM: 1 - excess_WM / excess_naive.
 Criterion (ours, in the style of CLAIMS.md item 2; the paper gives no number): >= 0.8 for every
@@ -23,16 +23,17 @@ CLAIMS.md's), the vicinity's extent (not measured here) and any number the paper
 
 import pytest
 
-from lmc_claims import combinability
+from lmc_claims.measurements import csiszarik2023, shared
+from lmc_claims.metrics.combination import SCHEMES
 
 pytestmark = pytest.mark.claims
 CLAIM = "csiszarik2023-combinability"
 
 
 def test_aligned_combinations_keep_a_low_loss(setting, claims_lab, verify):
-    arch, dataset, width = setting
-    ds = combinability.combinability(claims_lab, arch, dataset, width)
-    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "width": width, "schemes": list(combinability.SCHEMES),
+    s, pairs = claims_lab.setting(*setting), claims_lab.scale.pairs
+    ds = csiszarik2023.combinability(s, pairs, claims_lab.scale.combination_samples)
+    verify(CLAIM, ds, config={**s.config, "schemes": list(SCHEMES),
                               "samples_per_scheme": int(ds.attrs["samples_per_scheme"]),
                               "n_test_eval": int(ds.attrs["n_test_eval"])},
-           seeds=[s for p in claims_lab.scale.pairs for s in p])
+           seeds=shared.seeds_of(pairs))

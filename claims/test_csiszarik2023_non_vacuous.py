@@ -5,7 +5,7 @@ Statement: combinations of aligned models are non-vacuous: they differ functiona
 endpoints, their test predictions disagreeing with both endpoints well above the disagreement
 of a model with itself.
 Protocol: the WM-aligned combinations of the combinability claim (same samples: four schemes,
-combinability.SAMPLES per scheme and pair); for each, the fraction of test examples on which
+scales.Scale.combination_samples per scheme and pair); for each, the fraction of test examples on which
 its predicted class differs from A's and from pi(B)'s; the nearer endpoint counts. A's
 predictions compared with A evaluated again give the self-disagreement (0 for deterministic
 evaluation); the endpoints' disagreement with each other gives the scale. Disagreement
@@ -22,19 +22,20 @@ claim): a note beside the verdict gives their accuracy, so a pass on broken comb
 
 import pytest
 
-from lmc_claims import combinability
+from lmc_claims.measurements import csiszarik2023, shared
+from lmc_claims.metrics.combination import SCHEMES
 
 pytestmark = pytest.mark.claims
 CLAIM = "csiszarik2023-non-vacuous"
 
 
 def test_combinations_differ_from_both_endpoints(setting, claims_lab, verify):
-    arch, dataset, width = setting
-    ds = combinability.non_vacuity(claims_lab, arch, dataset, width)
+    s, pairs = claims_lab.setting(*setting), claims_lab.scale.pairs
+    ds = csiszarik2023.non_vacuity(s, pairs, claims_lab.scale.combination_samples)
     # Disagreement alone also rewards broken combinations: say how well they work, beside the verdict.
     working = (f"WM combinations' mean test accuracy {float(ds.combination_accuracy.sel(search='wm').mean()):.3f} "
                f"vs the endpoints' {float(ds.endpoint_accuracy.mean()):.3f}")
-    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "width": width, "schemes": list(combinability.SCHEMES),
+    verify(CLAIM, ds, config={**s.config, "schemes": list(SCHEMES),
                               "samples_per_scheme": int(ds.attrs["samples_per_scheme"]),
                               "n_test_eval": int(ds.attrs["n_test_eval"])},
-           seeds=[s for p in claims_lab.scale.pairs for s in p], notes=(working,))
+           seeds=shared.seeds_of(pairs), notes=(working,))

@@ -8,7 +8,7 @@ of its matched pairs, f in (0, 0.1, 0.25, 0.5, 1): round(f n) units are chosen a
 partners rotated along a random cycle (a swap for two units), so exactly those units get a wrong
 partner (f = 1 breaks every match). Each perturbed matching is combined with A by a uniform
 hypercube c (one value per weight); a fresh perturbation and c per sample, test data
-(combinability.SAMPLES per fraction and pair: smoke 2, ci 8, paper 32).
+(scales.Scale.combination_samples per fraction and pair: smoke 2, ci 8, paper 32).
 Metric: excess test loss (mean over samples minus the endpoints' mean loss) per f.
 Criteria (ours; the paper gives no number): at f = 0.25, at least half of the fully broken
 matching's (f = 1) excess loss is still removed, 1 - excess(0.25) / excess(1) >= 0.5; and the
@@ -20,17 +20,17 @@ paper's perturbation procedure and the fractions it uses (full text unavailable 
 
 import pytest
 
-from lmc_claims import combinability
+from lmc_claims.measurements import csiszarik2023, shared
+from lmc_claims.scales import FRACTIONS
 
 pytestmark = pytest.mark.claims
 CLAIM = "csiszarik2023-robustness"
 
 
 def test_perturbed_matchings_still_combine(setting, claims_lab, verify):
-    arch, dataset, width = setting
-    ds = combinability.robustness(claims_lab, arch, dataset, width)
-    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "width": width,
-                              "fractions": list(combinability.FRACTIONS),
+    s, pairs = claims_lab.setting(*setting), claims_lab.scale.pairs
+    ds = csiszarik2023.robustness(s, pairs, claims_lab.scale.combination_samples)
+    verify(CLAIM, ds, config={**s.config, "fractions": list(FRACTIONS),
                               "samples_per_fraction": int(ds.attrs["samples_per_fraction"]),
                               "n_test_eval": int(ds.attrs["n_test_eval"])},
-           seeds=[s for p in claims_lab.scale.pairs for s in p])
+           seeds=shared.seeds_of(pairs))

@@ -19,16 +19,16 @@ how the paper chooses the third model and the barriers it reports (full text una
 
 import pytest
 
-from lmc_claims import combinability
+from lmc_claims.measurements import csiszarik2023, shared
 
 pytestmark = pytest.mark.claims
 CLAIM = "csiszarik2023-transitivity"
 
 
 def test_models_rebased_onto_a_common_model_are_connected(setting, claims_lab, verify):
-    arch, dataset, width = setting
-    ds = combinability.transitivity(claims_lab, arch, dataset, width)
-    seeds = sorted({s for p in claims_lab.scale.pairs for s in p} | {int(c) for c in ds.third_model.values})
-    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "width": width,
+    s, pairs = claims_lab.setting(*setting), claims_lab.scale.pairs
+    ds = csiszarik2023.transitivity(s, pairs)
+    seeds = sorted(set(shared.seeds_of(pairs)) | {int(c) for c in ds.third_model.values})
+    verify(CLAIM, ds, config={"arch": s.arch, "dataset": s.dataset, "width": s.width,
                               "third_model": "first model of the next pair (cyclic)"},
            seeds=seeds)

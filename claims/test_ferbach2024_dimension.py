@@ -33,25 +33,28 @@ separate either out, so the endpoint losses are stored for that reading.
 
 import pytest
 
-from lmc_claims import two_layer
+from lmc_claims.measurements import ferbach2024, shared
 
 pytestmark = pytest.mark.claims
 CLAIM = "ferbach2024-dimension-vs-barrier"
 
 
-@pytest.mark.parametrize("variation", two_layer.VARIATIONS)
+@pytest.mark.parametrize("variation", ferbach2024.VARIATIONS)
 def test_lower_dimension_lower_barrier(two_layer_run, variation, claims_lab, verify):
     arch, dataset = two_layer_run
-    settings = two_layer.variation_runs(claims_lab.scale, variation)
-    ds = two_layer.dimension_vs_barrier(claims_lab, variation)
+    pairs = claims_lab.scale.pairs
+    runs = ferbach2024.variation_runs(claims_lab.scale, variation)
+    widths = ferbach2024.shared_widths(runs)
+    families = [(ferbach2024.setting_label(r, variation), claims_lab.settings(r.arch, r.dataset, widths)) for r in runs]
+    ds = ferbach2024.dimension_vs_barrier(families, pairs, variation)
     dims = ds.support_dim.mean(("pair", "width"))
     barriers = ds.wm_barrier.mean(("pair", "width"))
     note = "mean over pairs and widths, per setting: " + "; ".join(
-        f"{s}: dimension {float(dims.sel(setting=s)):.1f}, WM barrier {float(barriers.sel(setting=s)):.3f} nats"
-        for s in ds.setting.values)
-    run = claims_lab.run(arch, dataset)
+        f"{name}: dimension {float(dims.sel(setting=name)):.1f}, WM barrier {float(barriers.sel(setting=name)):.3f} nats"
+        for name in ds.setting.values)
+    recipe = claims_lab.scale.run(arch, dataset).recipe
     verify(CLAIM, ds, config={"arch": arch, "base_dataset": dataset, "variation": variation,
-                              "settings": [two_layer.setting_label(r, variation) for r in settings],
-                              "widths": list(two_layer.shared_widths(settings)), "optimizer": run.optimizer,
-                              "lrs": [r.lr for r in settings], "epochs": run.epochs, "batch_size": run.batch_size},
-           seeds=[s for p in claims_lab.scale.pairs for s in p], notes=(note,))
+                              "settings": [name for name, _ in families], "widths": list(widths),
+                              "optimizer": recipe.optimizer, "lrs": [r.recipe.lr for r in runs],
+                              "epochs": recipe.epochs, "batch_size": recipe.batch_size},
+           seeds=shared.seeds_of(pairs), notes=(note,))

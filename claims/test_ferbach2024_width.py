@@ -28,7 +28,7 @@ criterion.
 
 import pytest
 
-from lmc_claims import two_layer
+from lmc_claims.measurements import ferbach2024, shared
 
 pytestmark = pytest.mark.claims
 CLAIM = "ferbach2024-barrier-vs-width"
@@ -36,14 +36,17 @@ CLAIM = "ferbach2024-barrier-vs-width"
 
 def test_barrier_shrinks_with_width(two_layer_run, claims_lab, verify):
     arch, dataset = two_layer_run
-    run = claims_lab.run(arch, dataset)
-    ds = two_layer.barrier_vs_width(claims_lab)
+    pairs = claims_lab.scale.pairs
+    run = claims_lab.scale.run(arch, dataset)
+    ds = ferbach2024.barrier_vs_width(claims_lab.settings(arch, dataset), pairs)
     slope = ds.wm_barrier_loglog_slope
     note = (f"measured WM log-log slope per pair {[round(float(v), 3) for v in slope.values]} "
             f"(mean {float(slope.mean()):.3f}); predicted -1/d: {float(ds.predicted_slope_ambient[0]):.4f} for the "
             f"ambient dimension, {float(ds.predicted_slope_effective.mean()):.3f} for the measured dimension "
             f"(participation ratio {float(ds.support_dim.sel(width=max(run.widths)).mean()):.1f} at width "
             f"{max(run.widths)}); naive slope mean {float(ds.naive_barrier_loglog_slope.mean()):.3f}")
-    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "widths": list(run.widths), "optimizer": run.optimizer,
-                              "lr": run.lr, "epochs": run.epochs, "batch_size": run.batch_size, "n_train": run.n_train},
-           seeds=[s for p in claims_lab.scale.pairs for s in p], notes=(note,))
+    recipe = run.recipe
+    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "widths": list(run.widths), "optimizer": recipe.optimizer,
+                              "lr": recipe.lr, "epochs": recipe.epochs, "batch_size": recipe.batch_size,
+                              "n_train": recipe.n_train},
+           seeds=shared.seeds_of(pairs), notes=(note,))

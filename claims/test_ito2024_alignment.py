@@ -20,15 +20,16 @@ top - tail (after WM) each have a one-sided 95% t-bound above 0 over pairs.
 
 import pytest
 
-from lmc_claims import measure
+from lmc_claims.measurements import ito2024, shared
+from lmc_claims.scales import TOP_FRACTION
 
 pytestmark = pytest.mark.claims
 CLAIM = "ito2024-sv-alignment"
 
 
 def test_wm_aligns_large_singular_vectors(setting, claims_lab, verify):
-    arch, dataset, width = setting
-    ds = measure.alignment(claims_lab, arch, dataset, width)
-    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "width": width, "top_fraction": measure.TOP_FRACTION},
-           seeds=[s for p in claims_lab.scale.pairs for s in p],
-           notes=("O_k is the subspace overlap defined in CLAIMS.md. " + measure.ito_r_note(ds),))
+    s, pairs = claims_lab.setting(*setting), claims_lab.scale.pairs
+    ds = ito2024.alignment(s, pairs, claims_lab.scale.n_random)
+    verify(CLAIM, ds, config={**s.config, "top_fraction": TOP_FRACTION},
+           seeds=shared.seeds_of(pairs),
+           notes=("O_k is the subspace overlap defined in CLAIMS.md. " + ito2024.ito_r_note(ds),))

@@ -13,22 +13,14 @@ and (ours, from the issue) r - t* > 0; each with a one-sided 95% t-bound over pa
 
 import pytest
 
-from lmc_claims import measure
+from lmc_claims.measurements import ito2024, shared
 
 pytestmark = pytest.mark.claims
 CLAIM = "ito2024-l2-distance"
 
 
 def test_wm_barely_reduces_l2_distance(setting, claims_lab, verify):
-    arch, dataset, width = setting
-    ds = measure.distances(claims_lab, arch, dataset, width)
-    curves = measure.interpolation(claims_lab, arch, dataset, width)
-    ds["barrier_naive"] = measure.barrier_of(curves, "naive")
-    ds["barrier_wm"] = measure.barrier_of(curves, "wm")
-    ds["barrier_reduction"] = (1 - ds.barrier_wm / ds.barrier_naive).assign_attrs(
-        long_name="1 - test loss barrier after WM / naive test loss barrier", units="1")
-    ds["shrink_ratio"] = measure.shrink_distance(claims_lab, arch, dataset, width, ds.barrier_wm)
-    ds["l2_ratio_minus_shrink_ratio"] = (ds.l2_ratio - ds.shrink_ratio).assign_attrs(units="1")
-    ds = ds.merge(curves)
-    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "width": width},
-           seeds=[s for p in claims_lab.scale.pairs for s in p])
+    s, pairs = claims_lab.setting(*setting), claims_lab.scale.pairs
+    ds = ito2024.l2_distance(s, pairs, claims_lab.scale.n_random)
+    verify(CLAIM, ds, config=s.config,
+           seeds=shared.seeds_of(pairs))

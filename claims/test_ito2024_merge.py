@@ -12,16 +12,15 @@ one-sided 95% t-bound above 0 (direction from the paper, bound ours).
 
 import pytest
 
-from lmc_claims import measure
+from lmc_claims.measurements import ito2024
 
 pytestmark = pytest.mark.claims
 CLAIM = "ito2024-merge-wm-vs-ste"
 
 
 def test_wm_beats_ste_when_merging(setting, n_models, claims_lab, verify):
-    arch, dataset, width = setting
-    ds = measure.merged(claims_lab, arch, dataset, width, n_models)
-    run = claims_lab.run(arch, dataset)
-    seeds = sorted({s for i in range(claims_lab.scale.merge_sets) for s in claims_lab.scale.merge_set(run, n_models, i)})
-    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "width": width, "n_models": n_models,
-                              "ste": str(claims_lab.scale.ste)}, seeds=seeds)
+    s, scale = claims_lab.setting(*setting), claims_lab.scale
+    sets = [scale.merge_set(s.run, n_models, i) for i in range(scale.merge_sets)]
+    ds = ito2024.merged(s, sets)
+    verify(CLAIM, ds, config={**s.config, "n_models": n_models,
+                              "ste": str(scale.ste)}, seeds=sorted({m for models in sets for m in models}))

@@ -14,18 +14,14 @@ ours); STE barrier reduction >= 0.8 (CLAIMS.md item 2's number reused for "reach
 
 import pytest
 
-from lmc_claims import measure
+from lmc_claims.measurements import ito2024, shared
 
 pytestmark = pytest.mark.claims
 CLAIM = "ito2024-ste-alignment"
 
 
 def test_ste_does_not_align_singular_vectors(setting, claims_lab, verify):
-    arch, dataset, width = setting
-    ds = measure.alignment(claims_lab, arch, dataset, width)
-    curves = measure.interpolation(claims_lab, arch, dataset, width, ("naive", "wm", "ste"))
-    ds["ste_barrier_reduction"] = (1 - measure.barrier_of(curves, "ste") / measure.barrier_of(curves, "naive")).assign_attrs(
-        long_name="1 - test loss barrier after STE / naive test loss barrier", units="1")
-    ds = ds.merge(curves)
-    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "width": width, "ste": str(claims_lab.scale.ste)},
-           seeds=[s for p in claims_lab.scale.pairs for s in p], notes=(measure.ito_r_note(ds),))
+    s, pairs = claims_lab.setting(*setting), claims_lab.scale.pairs
+    ds = ito2024.ste_alignment(s, pairs, claims_lab.scale.n_random)
+    verify(CLAIM, ds, config={**s.config, "ste": str(claims_lab.scale.ste)},
+           seeds=shared.seeds_of(pairs), notes=(ito2024.ito_r_note(ds),))

@@ -12,7 +12,8 @@ Criteria: both slopes below 0 with a one-sided 95% bound over pairs (direction f
 
 import pytest
 
-from lmc_claims import measure
+from lmc_claims.measurements import shared
+from lmc_claims.scales import ENERGY
 
 pytestmark = pytest.mark.claims
 CLAIM = "ito2024-width"
@@ -20,6 +21,7 @@ CLAIM = "ito2024-width"
 
 def test_width_makes_lmc_easier(width_run, claims_lab, verify):
     arch, dataset = width_run
-    ds = measure.width_sweep(claims_lab, arch, dataset, searches=("wm", "am"))
-    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "widths": list(ds.width.values),
-                              "energy": measure.ENERGY}, seeds=[s for p in claims_lab.scale.pairs for s in p])
+    pairs = claims_lab.scale.pairs
+    ds = shared.width_sweep(claims_lab.settings(arch, dataset), pairs, searches=("wm", "am"))
+    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "widths": list(ds.width.values), "energy": ENERGY},
+           seeds=shared.seeds_of(pairs))

@@ -46,7 +46,7 @@ def cmd_list(args) -> int:
         print(f"  {d['name']:<28} {d['description']}")
     print("Scales (--claims-scale):")
     for s in cat["scales"]:
-        runs = "; ".join(f"{r['arch']} on {r['dataset']} widths {tuple(r['widths'])} {r['epochs']} epochs" for r in s["runs"])
+        runs = "; ".join(f"{r['arch']} on {r['dataset']} widths {tuple(r['widths'])} {r['recipe']['epochs']} epochs" for r in s["runs"])
         print(f"  {s['name']:<28} {runs}; {s['n_pairs']} pairs, {s['merge_sets']} merge sets")
     return 0
 

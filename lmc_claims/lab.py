@@ -1,7 +1,10 @@
-"""The session's workbench: data, trained models and permutation searches for claim tests.
+"""The session's workbench: a `Setting` per architecture x dataset x width, with its data, its
+trained models and its permutation searches.
 
 Everything expensive goes through the content-addressed zoo (so a second run reuses it)
 and is memoised in-process (so several claims share one model, matching or measurement).
+Measurements take a `Setting` and the model pairs they use, never loose (arch, dataset,
+width, seed) tuples.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import nn
@@ -26,8 +29,12 @@ from .permutation.apply import Params, Perms, apply_permutation
 from .permutation.derive import derive_spec
 from .permutation.spec import PermutationSpec
 from .scales import Run, Scale
+from .seeds import sub_seed
 from .training import TrainConfig, concurrent_safe, concurrently, make_model, train
 from .zoo import Zoo
+
+Pair = tuple[int, int]  # (seed of model A, seed of model B): B is permuted onto A
+SEARCHES = ("wm", "am", "ste")  # permutation searches; "naive" means B as trained
 
 
 @dataclass
@@ -45,6 +52,58 @@ class Progress:
                 self.write(f"[lmc-claims] {msg}")
 
 
+@dataclass(frozen=True, eq=False)
+class Setting:
+    """One architecture on one dataset at one width: what every measurement of it needs."""
+
+    lab: "Lab" = field(repr=False)
+    arch: str
+    dataset: str
+    width: int
+    run: Run
+    data: TensorData = field(repr=False)
+    eval_sets: dict[str, tuple[torch.Tensor, torch.Tensor]] = field(repr=False)  # "train", "test" -> (x, y)
+    bn_data: torch.Tensor | None = field(repr=False)  # training inputs for BatchNorm statistics, None without BN
+    template: nn.Module = field(repr=False)  # the architecture, evaluated with functional_call
+    spec: PermutationSpec = field(repr=False)
+
+    @property
+    def key(self) -> tuple[str, str, int]:
+        return (self.arch, self.dataset, self.width)
+
+    @property
+    def label(self) -> str:
+        return f"{self.arch}-w{self.width}-{self.dataset}"
+
+    @property
+    def config(self) -> dict:
+        """What a claim test records about the setting it measured."""
+        return {"arch": self.arch, "dataset": self.dataset, "width": self.width}
+
+    def memo(self, name: str, *parts, compute: Callable):
+        """A measurement of this setting computed once per session (shared by several claims)."""
+        return self.lab.memo((name, *self.key, *parts), compute)
+
+    def train_config(self, seed: int) -> TrainConfig:
+        return TrainConfig(arch=self.arch, dataset=self.dataset, width=self.width, seed=seed, recipe=self.run.recipe)
+
+    def model(self, seed: int) -> Params:
+        return self.lab.model(self, seed)
+
+    def models(self, seeds: Sequence[int]) -> list[Params]:
+        return self.lab.models(self, list(seeds))
+
+    def match(self, method: str, a: int, b: int) -> Perms:
+        """Permutation of model b onto model a found by `method` (one of SEARCHES)."""
+        return self.lab.match(self, method, a, b)
+
+    def permuted(self, method: str, a: int, b: int) -> Params:
+        """Model b as trained ("naive") or permuted onto model a by `method`."""
+        if method == "naive":
+            return self.model(b)
+        return apply_permutation(self.spec, self.match(method, a, b), self.model(b))
+
+
 class Lab:
     def __init__(self, scale: Scale, device: torch.device, zoo: Zoo, progress: Progress | None = None):
         self.scale = scale
@@ -54,127 +113,97 @@ class Lab:
         self._memo: dict = {}
 
     def memo(self, key: tuple, compute: Callable):
-        """Compute once per session (measurements shared by several claims)."""
+        """Compute once per session."""
         if key not in self._memo:
             self._memo[key] = compute()
         return self._memo[key]
 
-    def run(self, arch: str, dataset: str) -> Run:
-        return self.scale.run(arch, dataset)
+    def setting(self, arch: str, dataset: str, width: int) -> Setting:
+        return self.memo(("setting", arch, dataset, width), lambda: self._setting(arch, dataset, width))
 
-    # -- data ---------------------------------------------------------------
-    def data(self, arch: str, dataset: str) -> TensorData:
-        run = self.run(arch, dataset)
+    def settings(self, arch: str, dataset: str, widths: Sequence[int] | None = None) -> list[Setting]:
+        """One Setting per width (default: every width of the scale's run), for claims across widths."""
+        return [self.setting(arch, dataset, w) for w in widths or self.scale.run(arch, dataset).widths]
 
+    def _setting(self, arch: str, dataset: str, width: int) -> Setting:
+        run = self.scale.run(arch, dataset)
+        data = self._data(dataset, run)
+        n = run.n_eval_train
+        eval_sets = {"train": (data.x_train[:n], data.y_train[:n]), "test": (data.x_test, data.y_test)}
+        config = TrainConfig(arch=arch, dataset=dataset, width=width, seed=0, recipe=run.recipe)
+        template = make_model(config, data).to(self.device)
+        hand = get_architecture(arch).spec
+        spec = hand(template) if hand is not None else derive_spec(template, data.x_train[:2])
+        bn_data = eval_sets["train"][0] if has_batchnorm(template) else None
+        return Setting(self, arch, dataset, width, run, data, eval_sets, bn_data, template, spec)
+
+    def _data(self, dataset: str, run: Run) -> TensorData:
         def load():
-            sub = load_dataset(dataset).subset(run.n_train, run.n_test)
+            sub = load_dataset(dataset).subset(run.recipe.n_train, run.n_test)
             return TensorData(sub.name, *(t.to(self.device) for t in (sub.x_train, sub.y_train, sub.x_test, sub.y_test)),
                               sub.num_classes)
 
-        return self.memo(("data", dataset, run.n_train, run.n_test), load)
-
-    def eval_sets(self, arch: str, dataset: str) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """The train and test splits used for curves and barriers."""
-        d, n = self.data(arch, dataset), self.run(arch, dataset).n_eval_train
-        return {"train": (d.x_train[:n], d.y_train[:n]), "test": (d.x_test, d.y_test)}
-
-    def bn_data(self, arch: str, dataset: str, width: int) -> torch.Tensor | None:
-        """Training inputs for resetting BatchNorm statistics, or None for nets without BN."""
-        if not has_batchnorm(self.template(arch, dataset, width)):
-            return None
-        return self.eval_sets(arch, dataset)["train"][0]
+        return self.memo(("data", dataset, run.recipe.n_train, run.n_test), load)
 
     # -- models -------------------------------------------------------------
-    def train_config(self, arch: str, dataset: str, width: int, seed: int) -> TrainConfig:
-        run = self.run(arch, dataset)
-        return TrainConfig(arch=arch, dataset=dataset, width=width, seed=seed, epochs=run.epochs,
-                           batch_size=run.batch_size, lr=run.lr, n_train=run.n_train, optimizer=run.optimizer)
-
-    def template(self, arch: str, dataset: str, width: int) -> nn.Module:
-        return self.memo(("template", arch, dataset, width), lambda: make_model(
-            self.train_config(arch, dataset, width, 0), self.data(arch, dataset)).to(self.device))
-
-    def spec(self, arch: str, dataset: str, width: int) -> PermutationSpec:
-        def build():
-            model = self.template(arch, dataset, width)
-            hand = get_architecture(arch).spec
-            return hand(model) if hand is not None else derive_spec(model, self.data(arch, dataset).x_train[:2])
-
-        return self.memo(("spec", arch, dataset, width), build)
-
-    def model(self, arch: str, dataset: str, width: int, seed: int) -> Params:
-        key = ("model", arch, dataset, width, seed)
+    def model(self, setting: Setting, seed: int) -> Params:
+        key = ("model", *setting.key, seed)
         if key not in self._memo:
             # The first model asked for of a setting brings its pair partners along: the claims
             # use them all, and models trained together share the CPU's cores.
             paired = range(2 * self.scale.n_pairs)
-            self.models(arch, dataset, width, list(paired) if seed in paired else [seed])
+            self.models(setting, list(paired) if seed in paired else [seed])
         return self._memo[key]
 
-    def models(self, arch: str, dataset: str, width: int, seeds: list[int]) -> list[Params]:
+    def models(self, setting: Setting, seeds: list[int]) -> list[Params]:
         """The trained models of these seeds, from the cache or trained (several at once on a CPU)."""
-        missing = [s for s in seeds if ("model", arch, dataset, width, s) not in self._memo]
+        missing = [s for s in seeds if ("model", *setting.key, s) not in self._memo]
         if missing:
-            data = self.data(arch, dataset)
-            safe = concurrent_safe(self.template(arch, dataset, width))
-            jobs = [functools.partial(self._fetch_model, self.train_config(arch, dataset, width, s), data) for s in missing]
+            safe = concurrent_safe(setting.template)
+            jobs = [functools.partial(self._fetch_model, setting.train_config(s), setting.data) for s in missing]
             for s, sd in zip(missing, concurrently(jobs, self.device, None if safe else 1)):
-                self._memo[("model", arch, dataset, width, s)] = {k: v.to(self.device) for k, v in sd.items()}
-        return [self._memo[("model", arch, dataset, width, s)] for s in seeds]
+                self._memo[("model", *setting.key, s)] = {k: v.to(self.device) for k, v in sd.items()}
+        return [self._memo[("model", *setting.key, s)] for s in seeds]
 
     def _fetch_model(self, cfg: TrainConfig, data: TensorData) -> Params:
         def build():
             t0 = time.perf_counter()
             last = {}
             sd = train(cfg, data, self.device, progress=lambda c, epoch, loss: last.update(epoch=epoch, loss=loss))
-            self.progress(f"trained {cfg.label()}: epoch {last['epoch']}/{cfg.epochs}, "
+            self.progress(f"trained {cfg.label()}: epoch {last['epoch']}/{cfg.recipe.epochs}, "
                           f"loss {last['loss']:.4f}, {time.perf_counter() - t0:.1f} s")
             return sd
 
         return self.zoo.fetch("model", {"train": cfg.as_dict(), "data": data.fingerprint()}, self.device.type, build)[0]
 
     # -- permutation searches -------------------------------------------------
-    def match(self, method: str, arch: str, dataset: str, width: int, seed_a: int, seed_b: int) -> Perms:
-        """Permutation of model seed_b onto model seed_a found by `method`: "wm" (weight
-        matching), "am" (activation matching) or "ste" (straight-through estimator)."""
-        if method not in ("wm", "am", "ste"):
-            raise ValueError(f"unknown matching method {method!r}")
+    def match(self, setting: Setting, method: str, seed_a: int, seed_b: int) -> Perms:
+        if method not in SEARCHES:
+            raise ValueError(f"unknown matching method {method!r}; expected one of {SEARCHES}")
+        return self.memo(("match", method, *setting.key, seed_a, seed_b),
+                         lambda: self._fetch_match(setting, method, seed_a, seed_b))
 
-        def fetch():
-            a = self.model(arch, dataset, width, seed_a)
-            b = self.model(arch, dataset, width, seed_b)
-            spec = self.spec(arch, dataset, width)
-            data = self.data(arch, dataset)
-            cfg = {
-                "method": method,
-                "a": self.train_config(arch, dataset, width, seed_a).as_dict(),
-                "b": self.train_config(arch, dataset, width, seed_b).as_dict(),
-                "data": data.fingerprint(),
-                "ste": asdict(self.scale.ste) if method == "ste" else None,
-                "am_examples": self.run(arch, dataset).n_eval_train if method == "am" else None,
-            }
+    def _fetch_match(self, s: Setting, method: str, seed_a: int, seed_b: int) -> Perms:
+        a, b = s.model(seed_a), s.model(seed_b)
+        cfg = {
+            "method": method,
+            "a": s.train_config(seed_a).as_dict(),
+            "b": s.train_config(seed_b).as_dict(),
+            "data": s.data.fingerprint(),
+            "ste": asdict(self.scale.ste) if method == "ste" else None,
+            "am_examples": s.run.n_eval_train if method == "am" else None,
+        }
 
-            def build():
-                t0 = time.perf_counter()
-                if method == "wm":
-                    res = weight_matching(spec, a, b, seed=seed_a * 1000 + seed_b)
-                elif method == "am":
-                    x = self.eval_sets(arch, dataset)["train"][0]
-                    res = activation_matching(spec, self.template(arch, dataset, width), a, b, x)
-                else:
-                    res = ste_matching(spec, self.template(arch, dataset, width), a, b,
-                                       data.x_train, data.y_train, self.scale.ste)
-                self.progress(f"{method} matching {arch}-w{width}-{dataset} seeds {seed_b}->{seed_a}: "
-                              f"{time.perf_counter() - t0:.1f} s")
-                return {p: v.cpu() for p, v in res.perms.items()}
+        def build():
+            t0 = time.perf_counter()
+            if method == "wm":
+                res = weight_matching(s.spec, a, b, seed=sub_seed("wm", seed_a, seed_b))
+            elif method == "am":
+                res = activation_matching(s.spec, s.template, a, b, s.eval_sets["train"][0])
+            else:
+                res = ste_matching(s.spec, s.template, a, b, s.data.x_train, s.data.y_train, self.scale.ste)
+            self.progress(f"{method} matching {s.label} seeds {seed_b}->{seed_a}: {time.perf_counter() - t0:.1f} s")
+            return {p: v.cpu() for p, v in res.perms.items()}
 
-            perms, _ = self.zoo.fetch("match", cfg, self.device.type, build)
-            return {p: v.to(self.device) for p, v in perms.items()}
-
-        return self.memo(("match", method, arch, dataset, width, seed_a, seed_b), fetch)
-
-    def permuted(self, method: str, arch: str, dataset: str, width: int, seed_a: int, seed_b: int) -> Params:
-        b = self.model(arch, dataset, width, seed_b)
-        if method == "naive":
-            return b
-        return apply_permutation(self.spec(arch, dataset, width), self.match(method, arch, dataset, width, seed_a, seed_b), b)
+        perms, _ = self.zoo.fetch("match", cfg, self.device.type, build)
+        return {p: v.to(self.device) for p, v in perms.items()}

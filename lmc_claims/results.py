@@ -1,28 +1,28 @@
-"""Claim measurements as xarray Datasets, written atomically as netCDF4.
+"""Claim measurements as xarray Datasets, written atomically as netCDF4 and read back.
 
 Attribute values netCDF cannot hold (bool, dict, None, lists of mixed type) are
 sanitized first: a bad attribute fails *during* a write and would leave a partial
-file, so every file is written to a temporary name in the same directory and renamed.
+file, so every file is written to a temporary name in the same directory and renamed
+(`files.atomic_write`). Reading needs only xarray and netCDF4 (no torch), so the report
+can be rebuilt from the files alone.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
-import os
 import subprocess
-import tempfile
 from pathlib import Path
 
 import numpy as np
-import torch
 import xarray as xr
 
 from . import __version__
-from .claims import VERDICTS, Claim, Judgement
 from .errors import LmcClaimsError
+from .files import atomic_write
+from .judging import VERDICTS, Claim, Judgement
 
-ENGINE = "netcdf4"
+ENGINE = "netcdf4"  # the one engine every file is written and read with
 
 
 def sanitize_attr(value):
@@ -57,6 +57,8 @@ def git_commit(cwd: Path | None = None) -> str:
 
 
 def provenance(device: str, config: dict, seeds) -> dict:
+    import torch  # only a measuring run records provenance; readers never need torch
+
     return {
         "package_version": __version__,
         "git_commit": git_commit(),
@@ -106,41 +108,26 @@ def attach_verdict(ds: xr.Dataset, claim: Claim, judgements: list[Judgement], ve
 
 
 def write_netcdf(ds: xr.Dataset, path: Path) -> Path:
-    path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-    except OSError as e:
-        raise LmcClaimsError(
-            f"Cannot write results to {path.parent} ({e.strerror}).",
-            "pass a writable directory with --claims-report-dir.",
-        ) from None
-    try:
-        ds = ds.copy()
-        ds.attrs = sanitize_attrs(ds.attrs)
-        for name in ds.variables:
-            ds[name].attrs = sanitize_attrs(ds[name].attrs)
-        ds.to_netcdf(tmp, engine=ENGINE)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    ds = ds.copy()
+    ds.attrs = sanitize_attrs(ds.attrs)
+    for name in ds.variables:
+        ds[name].attrs = sanitize_attrs(ds[name].attrs)
+    return atomic_write(Path(path), lambda tmp: ds.to_netcdf(tmp, engine=ENGINE),
+                        "pass a writable directory with --claims-report-dir.")
 
 
 def read_netcdf(path: Path) -> xr.Dataset:
-    return xr.load_dataset(path, engine=ENGINE)
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
+    """The whole file, loaded eagerly and closed; errors name the file and the fix."""
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        return xr.load_dataset(path, engine=ENGINE)
+    except FileNotFoundError:
+        raise LmcClaimsError(
+            f"The data file {path} does not exist.",
+            "re-run `pytest -m claims` to measure it again, or run `lmc-claims report DIR` to rebuild the report "
+            "from the data files that are there.",
+        ) from None
+    except (OSError, ValueError) as e:
+        raise LmcClaimsError(
+            f"{path} cannot be read as netCDF4 ({e}).",
+            "delete the damaged file (or move it out of data/) and re-run its claim test with `pytest -m claims`.",
+        ) from None

@@ -5,31 +5,54 @@ ci:    the default; minutes on 2 CPU cores: the papers' MLP (3 x 512, and 3 x 12
        MNIST digits and a LayerNorm ResNet20 (the normalisation Git Re-Basin uses for ResNets)
        on scikit-learn's 8x8 digits.
 paper: the papers' protocol sizes (widths, epochs, seeds), meant for a GPU.
+
+Every setting that depends on the scale lives here, and so do the measurement protocols'
+fixed numbers (fractions, thresholds, sample counts), so that one file says what a run does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import math
+
+from .data import INPUT_SHAPES, pca_parts
 from .errors import LmcClaimsError, unknown_name
 from .matching.ste import SteConfig
+from .models.registry import TAG
+from .training import Recipe
+
+# -- measurement protocols: fixed numbers shared by every scale (sources in each comment) ------
+
+# ito2024: subspace overlaps O_k at these fractions k / rank; "large singular values" are the
+# top 10% of the rank (ours); Ito et al.'s R at the thresholds gamma its Figure 2 shows.
+K_FRACTIONS = (0.02, 0.05, 0.1, 0.25, 0.5)
+TOP_FRACTION = 0.1
+ITO_R_GAMMAS = (0.0, 0.3)
+# "most of the spectrum": singular values holding 90% of sum s_i^2 (ours); ito2024-width's
+# dominant share and the Ferbach family's energy rank.
+ENERGY = 0.9
+# "near zero" barrier, the project's reading in ainsworth2023-wm-barrier (nats); used for the
+# two-layer family's width_to_lmc data only.
+LMC_BARRIER = 0.05
+# csiszarik2023-robustness: fractions of every permutation's matched pairs a perturbation breaks.
+FRACTIONS = (0.0, 0.1, 0.25, 0.5, 1.0)
+# ferbach2024: the two-layer family, trained by SGD (the paper's mean-field setting).
+TWO_LAYER_ARCH = "mlp-d1"
+TWO_LAYER_OPTIMIZER = "sgd"
 
 
 @dataclass(frozen=True)
 class Run:
-    """One architecture on one dataset at a scale."""
+    """One architecture on one dataset at a scale, with its training recipe."""
 
     arch: str
     dataset: str
     widths: tuple[int, ...]  # hidden units (MLP) or width multipliers (conv nets)
-    epochs: int
-    batch_size: int = 128
-    lr: float = 1e-3  # Adam
-    n_train: int | None = None  # first n training examples; None: all
+    recipe: Recipe
     n_test: int | None = None
     n_eval_train: int | None = None  # training examples used for train-split curves (and BN statistics)
     merge_sizes: tuple[int, ...] = (3, 4, 5)
-    optimizer: str = "adam"  # or "sgd" (plain SGD, lr above), for claims stated for SGD-trained nets
 
 
 @dataclass(frozen=True)
@@ -41,6 +64,9 @@ class Scale:
     merge_sets: int  # model sets per merge size
     n_random: int  # random permutations per pair (baseline for alignment / distance)
     ste: SteConfig
+    # Coefficient vectors drawn per scheme (and per broken fraction) and pair by the
+    # csiszarik2023 claims, each applied to the aligned and to the unaligned pair.
+    combination_samples: int
     # Runs used only by claim families that choose their own settings (e.g. two-layer nets
     # across input dimensions); the `setting`-parametrized claims never see them.
     extra_runs: tuple[Run, ...] = ()
@@ -79,53 +105,61 @@ class Scale:
 SCALES: dict[str, Scale] = {
     "smoke": Scale(
         name="smoke",
-        runs=(Run("mlp", "mnist5k", widths=(16, 32), epochs=3, n_train=1000, n_test=500, merge_sizes=(3,)),),
-        custom=Run("custom", "digits", widths=(1, 2), epochs=2, batch_size=64, n_eval_train=200, merge_sizes=(3,)),
+        runs=(Run("mlp", "mnist5k", widths=(16, 32), recipe=Recipe(epochs=3, n_train=1000), n_test=500, merge_sizes=(3,)),),
+        custom=Run("custom", "digits", widths=(1, 2), recipe=Recipe(epochs=2, batch_size=64), n_eval_train=200,
+                   merge_sizes=(3,)),
         n_pairs=3, merge_sets=3, n_random=2,
         ste=SteConfig(epochs=1, batch_size=250),
+        combination_samples=2,
         # Ferbach et al. 2024: two-layer nets trained by plain SGD, on MNIST and its projections
         # onto k principal components (input dimension k), across widths.
-        extra_runs=tuple(Run("mlp-d1", d, widths=(8, 16, 32, 64), epochs=2, lr=0.1, n_train=1000, n_test=500,
-                             n_eval_train=250, optimizer="sgd") for d in ("mnist5k", "mnist5k-pca8", "mnist5k-pca32"))
+        extra_runs=tuple(Run("mlp-d1", d, widths=(8, 16, 32, 64), recipe=Recipe(epochs=2, lr=0.1, n_train=1000, optimizer="sgd"),
+                             n_test=500, n_eval_train=250) for d in ("mnist5k", "mnist5k-pca8", "mnist5k-pca32"))
         # ... and on MNIST at other SGD learning rates (the paper's Figure 2 varies the learning rate).
-        + tuple(Run(f"mlp-d1@lr{lr:g}", "mnist5k", widths=(8, 16, 32, 64), epochs=2, lr=lr, n_train=1000, n_test=500,
-                    n_eval_train=250, optimizer="sgd") for lr in (0.01, 0.03)),
+        + tuple(Run(f"mlp-d1@lr{lr:g}", "mnist5k", widths=(8, 16, 32, 64),
+                    recipe=Recipe(epochs=2, lr=lr, n_train=1000, optimizer="sgd"), n_test=500, n_eval_train=250)
+                for lr in (0.01, 0.03)),
     ),
     "ci": Scale(
         name="ci",
         runs=(
-            Run("mlp", "mnist5k", widths=(128, 512), epochs=20),
+            Run("mlp", "mnist5k", widths=(128, 512), recipe=Recipe(epochs=20)),
             # 8x8 digits keep the conv net within the CPU budget (28x28 maps cost ~12x more).
-            Run("resnet20ln", "digits", widths=(1,), epochs=10, batch_size=64, lr=2e-3, n_eval_train=400, merge_sizes=(3,)),
+            Run("resnet20ln", "digits", widths=(1,), recipe=Recipe(epochs=10, batch_size=64, lr=2e-3), n_eval_train=400,
+                merge_sizes=(3,)),
         ),
-        custom=Run("custom", "digits", widths=(1, 2), epochs=10, batch_size=64, lr=2e-3, n_eval_train=400, merge_sizes=(3,)),
+        custom=Run("custom", "digits", widths=(1, 2), recipe=Recipe(epochs=10, batch_size=64, lr=2e-3), n_eval_train=400,
+                   merge_sizes=(3,)),
         n_pairs=3, merge_sets=3, n_random=5,
         ste=SteConfig(epochs=2, batch_size=256),
-        extra_runs=tuple(Run("mlp-d1", d, widths=(16, 32, 64, 128, 256, 512), epochs=10, lr=0.1, n_eval_train=1000,
-                             optimizer="sgd")
+        # Kept small at ci: the family's share of the default run is about two minutes on 2 CPU cores.
+        combination_samples=8,
+        extra_runs=tuple(Run("mlp-d1", d, widths=(16, 32, 64, 128, 256, 512), recipe=Recipe(epochs=10, lr=0.1, optimizer="sgd"),
+                             n_eval_train=1000)
                          for d in ("mnist5k", *(f"mnist5k-pca{k}" for k in (8, 16, 32, 64, 128))))
-        + tuple(Run(f"mlp-d1@lr{lr:g}", "mnist5k", widths=(16, 32, 64, 128, 256, 512), epochs=10, lr=lr,
-                    n_eval_train=1000, optimizer="sgd") for lr in (0.003, 0.01, 0.03)),
+        + tuple(Run(f"mlp-d1@lr{lr:g}", "mnist5k", widths=(16, 32, 64, 128, 256, 512),
+                    recipe=Recipe(epochs=10, lr=lr, optimizer="sgd"), n_eval_train=1000) for lr in (0.003, 0.01, 0.03)),
     ),
     "paper": Scale(
         name="paper",
         # Ito et al.: MLP (3 x 512) on MNIST and Fashion-MNIST, VGG11 and ResNet20 with width
         # multipliers on CIFAR-10; Git Re-Basin sweeps ResNet20 widths x1..x16 (LayerNorm).
         runs=(
-            Run("mlp", "mnist", widths=(128, 256, 512, 1024, 2048), epochs=50, batch_size=512, n_eval_train=10000),
-            Run("mlp", "fashion_mnist", widths=(512,), epochs=50, batch_size=512, n_eval_train=10000),
-            Run("vgg11", "cifar10", widths=(1, 2, 4), epochs=100, batch_size=128, n_eval_train=10000),
-            Run("resnet20", "cifar10", widths=(1, 2, 4, 8), epochs=100, batch_size=128, n_eval_train=10000),
-            Run("resnet20ln", "cifar10", widths=(1, 2, 4, 8, 16), epochs=100, batch_size=128, n_eval_train=10000),
+            Run("mlp", "mnist", widths=(128, 256, 512, 1024, 2048), recipe=Recipe(epochs=50, batch_size=512), n_eval_train=10000),
+            Run("mlp", "fashion_mnist", widths=(512,), recipe=Recipe(epochs=50, batch_size=512), n_eval_train=10000),
+            Run("vgg11", "cifar10", widths=(1, 2, 4), recipe=Recipe(epochs=100, batch_size=128), n_eval_train=10000),
+            Run("resnet20", "cifar10", widths=(1, 2, 4, 8), recipe=Recipe(epochs=100, batch_size=128), n_eval_train=10000),
+            Run("resnet20ln", "cifar10", widths=(1, 2, 4, 8, 16), recipe=Recipe(epochs=100, batch_size=128), n_eval_train=10000),
         ),
-        custom=Run("custom", "mnist", widths=(1, 2, 4), epochs=30, n_eval_train=10000),
+        custom=Run("custom", "mnist", widths=(1, 2, 4), recipe=Recipe(epochs=30), n_eval_train=10000),
         n_pairs=5, merge_sets=5, n_random=5,
         ste=SteConfig(epochs=10, batch_size=256),
-        extra_runs=tuple(Run("mlp-d1", d, widths=(64, 128, 256, 512, 1024, 2048, 4096), epochs=30, lr=0.1,
-                             n_eval_train=10000, optimizer="sgd")
+        combination_samples=32,
+        extra_runs=tuple(Run("mlp-d1", d, widths=(64, 128, 256, 512, 1024, 2048, 4096),
+                             recipe=Recipe(epochs=30, lr=0.1, optimizer="sgd"), n_eval_train=10000)
                          for d in ("mnist", *(f"mnist-pca{k}" for k in (8, 16, 32, 64, 128, 256))))
-        + tuple(Run(f"mlp-d1@lr{lr:g}", "mnist", widths=(64, 128, 256, 512, 1024, 2048, 4096), epochs=30, lr=lr,
-                    n_eval_train=10000, optimizer="sgd") for lr in (0.0001, 0.001, 0.01)),
+        + tuple(Run(f"mlp-d1@lr{lr:g}", "mnist", widths=(64, 128, 256, 512, 1024, 2048, 4096),
+                    recipe=Recipe(epochs=30, lr=lr, optimizer="sgd"), n_eval_train=10000) for lr in (0.0001, 0.001, 0.01)),
     ),
 }
 
@@ -134,3 +168,35 @@ def get_scale(name: str) -> Scale:
     if name not in SCALES:
         raise unknown_name("scale", name, SCALES)
     return SCALES[name]
+
+
+# -- the two-layer family of the ferbach2024 claims ------------------------------------------
+
+def input_dim(dataset: str) -> int:
+    return math.prod(INPUT_SHAPES[dataset])
+
+
+def two_layer_family(scale: Scale) -> tuple[Run, tuple[Run, ...]]:
+    """The scale's two-layer SGD runs: the base run (a dataset as shipped) and the settings
+    (the base and its "<base>-pca<k>" projections), lowest input dimension first."""
+    runs = [r for r in scale.extra_runs if r.arch == TWO_LAYER_ARCH and r.recipe.optimizer == TWO_LAYER_OPTIMIZER]
+    bases = [r for r in runs if pca_parts(r.dataset) is None]
+    if len(bases) != 1:
+        raise LmcClaimsError(
+            f"Scale {scale.name!r} has {len(bases)} two-layer SGD runs on an unprojected dataset; the "
+            "Ferbach et al. claims need exactly one.",
+            f"give the scale one extra Run({TWO_LAYER_ARCH!r}, DATASET, recipe=Recipe(optimizer="
+            f"{TWO_LAYER_OPTIMIZER!r})) plus its DATASET-pcaK runs.",
+        )
+    base = bases[0]
+    settings = [r for r in runs if r is base or (pca_parts(r.dataset) or ("",))[0] == base.dataset]
+    return base, tuple(sorted(settings, key=lambda r: input_dim(r.dataset)))
+
+
+def two_layer_lr_family(scale: Scale) -> tuple[Run, ...]:
+    """The scale's two-layer SGD runs on the base dataset at different learning rates (the base
+    run and its `mlp-d1@lr<lr>` variants), lowest learning rate first."""
+    base, _ = two_layer_family(scale)
+    runs = [r for r in scale.extra_runs if r.arch.split(TAG, 1)[0] == TWO_LAYER_ARCH
+            and r.recipe.optimizer == TWO_LAYER_OPTIMIZER and r.dataset == base.dataset]
+    return tuple(sorted(runs, key=lambda r: r.recipe.lr))

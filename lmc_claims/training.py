@@ -17,6 +17,19 @@ from .cpu import cpu_workers, limit_threads
 from .data import TensorData
 from .errors import LmcClaimsError
 from .models.registry import build_model
+from .seeds import generator
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a model is trained: everything but which model (architecture, width, seed)."""
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3  # Adam, as Git Re-Basin's MLP experiments
+    weight_decay: float = 0.0
+    n_train: int | None = None  # first n training examples; None = all
+    optimizer: str = "adam"  # "adam", or "sgd": plain SGD without momentum (mean-field theory's setting)
 
 
 @dataclass(frozen=True)
@@ -25,17 +38,14 @@ class TrainConfig:
     dataset: str = "mnist5k"
     width: int = 512  # hidden units (MLP) or width multiplier (conv nets)
     seed: int = 0
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3  # Adam, as Git Re-Basin's MLP experiments
-    weight_decay: float = 0.0
-    n_train: int | None = None  # first n training examples; None = all
-    optimizer: str = "adam"  # "adam", or "sgd": plain SGD without momentum (mean-field theory's setting)
+    recipe: Recipe = Recipe()
 
     def as_dict(self) -> dict:
-        d = asdict(self)
-        # The config is the cache key: leaving the default optimizer out keeps the keys of
-        # every model trained before the field existed (all Adam) valid.
+        """The cache key's training part: one flat dict of the model and its recipe."""
+        d = {k: v for k, v in asdict(self).items() if k != "recipe"}
+        d.update(asdict(self.recipe))
+        # Leaving the default optimizer out keeps the keys of every model trained before the
+        # field existed (all Adam) valid.
         if d["optimizer"] == "adam":
             del d["optimizer"]
         return d
@@ -55,14 +65,14 @@ def make_model(config: TrainConfig, data: TensorData) -> nn.Module:
 OPTIMIZERS = ("adam", "sgd")
 
 
-def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+def make_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     # Fused kernels: one pass over each parameter per step instead of a chain of
     # element-wise ops (the 3 x 512 MLP trains ~1.3x faster on a CPU; benchmarks/RESULTS.md).
-    if config.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=True)
-    raise ValueError(f"unknown optimizer {config.optimizer!r}; expected one of {OPTIMIZERS}")
+    if recipe.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True)
+    if recipe.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True)
+    raise ValueError(f"unknown optimizer {recipe.optimizer!r}; expected one of {OPTIMIZERS}")
 
 
 # Intra-op threads per model while training on a CPU. The steps are small (batch 128): one
@@ -120,7 +130,6 @@ def train_many(configs: list[TrainConfig], data: TensorData, device: torch.devic
 
 
 def _init(config: TrainConfig, data: TensorData, device: torch.device) -> nn.Module:
-    # Seeds derived arithmetically (never from hash()) so they are stable across processes.
     with _INIT_LOCK:
         torch.manual_seed(config.seed)
         return make_model(config, data).to(device)
@@ -128,20 +137,21 @@ def _init(config: TrainConfig, data: TensorData, device: torch.device) -> nn.Mod
 
 def _fit(config: TrainConfig, model: nn.Module, data: TensorData, device: torch.device,
          progress: ProgressFn | None = None) -> dict:
-    order = torch.Generator().manual_seed(1_000_003 * config.seed + 17)
-    x = data.x_train[: config.n_train].to(device)
-    y = data.y_train[: config.n_train].to(device)
-    opt = make_optimizer(config, model)
-    steps_per_epoch = math.ceil(len(x) / config.batch_size)
-    total = steps_per_epoch * config.epochs
+    recipe = config.recipe
+    order = generator("train-order", config.seed)
+    x = data.x_train[: recipe.n_train].to(device)
+    y = data.y_train[: recipe.n_train].to(device)
+    opt = make_optimizer(recipe, model)
+    steps_per_epoch = math.ceil(len(x) / recipe.batch_size)
+    total = steps_per_epoch * recipe.epochs
     # Cosine decay to zero: ends in a well-settled minimum, which LMC results assume.
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
     model.train()
-    for epoch in range(config.epochs):
+    for epoch in range(recipe.epochs):
         idx = torch.randperm(len(x), generator=order).to(device)
         running = torch.zeros((), device=device)
         for i in range(steps_per_epoch):
-            b = idx[i * config.batch_size : (i + 1) * config.batch_size]
+            b = idx[i * recipe.batch_size : (i + 1) * recipe.batch_size]
             loss = nn.functional.cross_entropy(model(x[b]), y[b])
             opt.zero_grad(set_to_none=True)
             loss.backward()

@@ -8,7 +8,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from helpers import random_mlp
-from lmc_claims import combinability as cb
+from lmc_claims.measurements import csiszarik2023
+from lmc_claims.metrics import combination as cb
+from lmc_claims.scales import FRACTIONS, SCALES
+from lmc_claims.seeds import generator
 from lmc_claims.models.resnet import ResNet20, resnet_spec
 from lmc_claims.permutation import apply_permutation, random_perms
 
@@ -81,7 +84,7 @@ def test_neuron_coefficients_are_shared_along_a_units_row_and_its_bias():
 
 def test_a_seed_gives_the_same_coefficients_every_time():
     spec, a, _ = two_models()
-    draw = lambda: cb.coefficients(spec, a, "uniform", torch.Generator().manual_seed(cb.derived_seed(0, 1, 2, 3)))
+    draw = lambda: cb.coefficients(spec, a, "uniform", generator("combination", 0, 1, 2, 3))
     first, again = draw(), draw()
     assert all(torch.equal(first[k], again[k]) for k in first)
 
@@ -130,22 +133,20 @@ def test_outputs_and_disagreement_of_permuted_models():
 
 def test_third_model_is_outside_the_pair():
     pairs = [(0, 1), (2, 3), (4, 5)]
-    assert [cb.third_model(pairs, i) for i in range(3)] == [2, 4, 0]
-    assert all(cb.third_model(pairs, i) not in p for i, p in enumerate(pairs))
-    assert cb.third_model([(0, 1)], 0) == 2
+    assert [csiszarik2023.third_model(pairs, i) for i in range(3)] == [2, 4, 0]
+    assert all(csiszarik2023.third_model(pairs, i) not in p for i, p in enumerate(pairs))
+    assert csiszarik2023.third_model([(0, 1)], 0) == 2
 
 
-def test_sample_counts_cover_the_scales_and_fall_back_to_ci():
-    assert set(cb.SAMPLES) == {"smoke", "ci", "paper"}
-    assert cb.n_samples("unknown") == cb.SAMPLES["ci"]
-    assert min(cb.SAMPLES.values()) >= 2  # disagreement between samples needs two
+def test_every_scale_draws_at_least_two_combinations():
+    assert min(scale.combination_samples for scale in SCALES.values()) >= 2  # disagreement between samples needs two
 
 
 def test_robustness_statistics_of_a_monotone_degradation():
     loss = np.array([[0.1, 0.2, 0.3, 0.6, 1.1]])[:, :, None]  # excess over endpoints (0.1): 0, .1, .2, .5, 1
     ds = xr.Dataset({"perturbed_loss": (("pair", "fraction", "sample"), loss),
                      "endpoint_loss": (("pair", "endpoint"), np.array([[0.1, 0.1]]))},
-                    coords={"pair": ["0-1"], "fraction": list(cb.FRACTIONS), "sample": [0], "endpoint": ["A", "B"]})
-    out = cb._robustness_statistics(ds)
+                    coords={"pair": ["0-1"], "fraction": list(FRACTIONS), "sample": [0], "endpoint": ["A", "B"]})
+    out = csiszarik2023.robustness_statistics(ds)
     assert out.excess_removed_at_quarter.values.tolist() == pytest.approx([0.8])
     assert out.loss_rank_correlation.values.tolist() == pytest.approx([1.0])

@@ -6,7 +6,7 @@ from lmc_claims.device import resolve_device
 from lmc_claims.errors import LmcClaimsError
 from lmc_claims.models.registry import get_architecture
 from lmc_claims.scales import get_scale
-from lmc_claims.training import TrainConfig, train, train_many
+from lmc_claims.training import Recipe, TrainConfig, train, train_many
 
 
 def test_mnist5k_is_real_split_deterministically_and_standardised():
@@ -19,10 +19,10 @@ def test_mnist5k_is_real_split_deterministically_and_standardised():
 
 def test_same_config_gives_bitwise_identical_weights():
     data = load_dataset("digits")
-    cfg = TrainConfig(dataset="digits", width=16, epochs=2, seed=3)
+    cfg = TrainConfig(dataset="digits", width=16, seed=3, recipe=Recipe(epochs=2))
     a = train(cfg, data, torch.device("cpu"))
     b = train(cfg, data, torch.device("cpu"))
-    c = train(TrainConfig(dataset="digits", width=16, epochs=2, seed=4), data, torch.device("cpu"))
+    c = train(TrainConfig(dataset="digits", width=16, seed=4, recipe=Recipe(epochs=2)), data, torch.device("cpu"))
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert not torch.equal(a["layers.0.weight"], c["layers.0.weight"])
 
@@ -31,8 +31,8 @@ def test_models_trained_at_once_equal_models_trained_alone():
     # Concurrent training shares torch's process-wide generator and thread setting: each model
     # must still be bitwise the one its config gives alone, for Adam and for plain SGD.
     data = load_dataset("digits")
-    configs = [TrainConfig(dataset="digits", width=16, epochs=2, seed=s) for s in range(3)]
-    configs += [TrainConfig(arch="mlp-d1", dataset="digits", width=32, epochs=2, seed=s, lr=0.1, optimizer="sgd")
+    configs = [TrainConfig(dataset="digits", width=16, seed=s, recipe=Recipe(epochs=2)) for s in range(3)]
+    configs += [TrainConfig(arch="mlp-d1", dataset="digits", width=32, seed=s, recipe=Recipe(epochs=2, lr=0.1, optimizer="sgd"))
                 for s in range(2)]
     threads = torch.get_num_threads()
     together = train_many(configs, data, torch.device("cpu"), workers=2)

@@ -3,7 +3,7 @@ import math
 import pytest
 
 from lmc_claims.catalogue import CLAIMS, get_claim
-from lmc_claims.claims import FAIL, INCONCLUSIVE, PASS, Criterion, judge, overall
+from lmc_claims.judging import FAIL, INCONCLUSIVE, PASS, Criterion, judge, overall
 from lmc_claims.errors import LmcClaimsError
 
 GE = Criterion("x", ">=", 0.7, source="test")

@@ -1,7 +1,7 @@
 """The report files (report.json / .md / .html, figures/) rebuilt from netCDF files alone.
 
 The claim files are synthetic but have the real schema: the measurement variables of
-lmc_claims.measure, judged against the catalogue's criteria and written with
+lmc_claims.measurements, judged against the catalogue's criteria and written with
 results.attach_verdict / write_netcdf, as the `verify` fixture writes them.
 """
 
@@ -17,9 +17,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from lmc_claims.claims import Claim, Criterion, judge, overall
+from lmc_claims.judging import Claim, Criterion, judge, overall
 from lmc_claims.cli import main
 from lmc_claims.report import figures, rebuild_report, write_report
+from lmc_claims.report import kinds as figure_kinds
 from lmc_claims.results import attach_verdict, provenance, write_netcdf
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -89,7 +90,7 @@ def alignment_claim(rng) -> xr.Dataset:
     gain = np.array([0.0, 0.0, 0.3])[None, :, None, None]  # only WM lifts the overlap above chance
     top = np.clip(np.array(k) + gain * (0.5 + rng.random((3, 3, 2, 5))), 0, 1)
     cos = rng.random((3, 3, 2, 16)) * np.array([0.05, 0.05, 0.6])[None, :, None, None]
-    cos[:, :, 1, 10:] = np.nan  # a layer of lower rank, NaN-padded as measure.alignment stores it
+    cos[:, :, 1, 10:] = np.nan  # a layer of lower rank, NaN-padded as measurements.ito2024.alignment stores it
     ds = xr.Dataset({"overlap_top": (("pair", "search", "layer", "k_fraction"), top),
                      "overlap_tail": (("pair", "search", "layer", "k_fraction"), np.broadcast_to(k, top.shape).copy()),
                      "rank_cosine": (("pair", "search", "layer", "rank"), cos)},
@@ -301,7 +302,7 @@ def test_figures_of_claim_tests_no_longer_reported_are_removed(tmp_path):
 
 
 def test_a_new_figure_kind_is_chosen_by_the_variables_a_dataset_holds(tmp_path, monkeypatch):
-    monkeypatch.setattr(figures, "_KINDS", {k.name: k for k in figures.kinds()})  # built-ins first
+    monkeypatch.setattr(figure_kinds, "_KINDS", {k.name: k for k in figures.kinds()})  # built-ins first
     drawn = []
 
     @figures.figure("corner-loss", needs={"corner_loss": ("corner",)}, caption="loss at every corner of the hypercube")
@@ -322,7 +323,7 @@ def test_a_new_figure_kind_is_chosen_by_the_variables_a_dataset_holds(tmp_path, 
 
 
 def test_a_figure_that_cannot_be_drawn_is_a_warning_not_a_lost_report(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(figures, "_KINDS", {k.name: k for k in figures.kinds()})  # built-ins first
+    monkeypatch.setattr(figure_kinds, "_KINDS", {k.name: k for k in figures.kinds()})  # built-ins first
 
     @figures.figure("broken", needs={"rel_sv_change": ("seed",)}, caption="never drawn")
     def broken(fig, ds):

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lmc_claims.catalogue import get_claim
-from lmc_claims.claims import judge, overall
+from lmc_claims.judging import judge, overall
 from lmc_claims.errors import LmcClaimsError
 from lmc_claims.results import attach_verdict, provenance, read_netcdf, sanitize_attrs, write_netcdf
 

@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from lmc_claims import two_layer
+from lmc_claims import scales
+from lmc_claims.measurements import ferbach2024
+from lmc_claims.metrics import geometry, statistics
 from lmc_claims.data import INPUT_SHAPES, check_dataset_name, describe, load_dataset
 from lmc_claims.errors import LmcClaimsError
 from lmc_claims.matching.weight import weight_matching
@@ -16,7 +18,7 @@ from lmc_claims.models.mlp import MLP, mlp_spec
 from lmc_claims.models.registry import get_architecture
 from lmc_claims.permutation.apply import apply_permutation
 from lmc_claims.scales import SCALES
-from lmc_claims.training import TrainConfig, train
+from lmc_claims.training import Recipe, TrainConfig, train
 
 
 def rows_in_subspace(k: int, n: int = 1000, ambient: int = 40, seed: int = 0) -> np.ndarray:
@@ -29,37 +31,37 @@ def rows_in_subspace(k: int, n: int = 1000, ambient: int = 40, seed: int = 0) ->
 @pytest.mark.parametrize("k", [1, 3, 8, 20])
 def test_dimension_of_rank_k_vectors_is_about_k(k):
     rows = rows_in_subspace(k)
-    assert two_layer.participation_ratio(rows) == pytest.approx(k, rel=0.1)
-    assert math.floor(0.8 * k) <= two_layer.energy_rank(rows) <= k
+    assert geometry.participation_ratio(rows) == pytest.approx(k, rel=0.1)
+    assert math.floor(0.8 * k) <= geometry.energy_rank(rows, scales.ENERGY) <= k
 
 
 def test_dimension_ignores_a_common_offset_and_the_order_of_neurons():
     rows = rows_in_subspace(4)
     shifted = rows + 5.0  # every neuron moved by the same vector: no new direction
-    assert two_layer.participation_ratio(shifted) == pytest.approx(two_layer.participation_ratio(rows))
-    assert two_layer.participation_ratio(rows[::-1]) == pytest.approx(two_layer.participation_ratio(rows))
+    assert geometry.participation_ratio(shifted) == pytest.approx(geometry.participation_ratio(rows))
+    assert geometry.participation_ratio(rows[::-1]) == pytest.approx(geometry.participation_ratio(rows))
 
 
 def test_slope_fit_recovers_a_power_law_and_skips_zero_barriers():
     widths = [16, 32, 64, 128, 256]
-    slope, used = two_layer.loglog_slope(widths, [3.0 * w**-0.5 for w in widths])
+    slope, used = statistics.loglog_slope(widths, [3.0 * w**-0.5 for w in widths])
     assert slope == pytest.approx(-0.5) and used == 5
-    slope, used = two_layer.loglog_slope(widths, [0.0, 2.0 * 32**-1.0, 2.0 * 64**-1.0, 2.0 * 128**-1.0, np.nan])
+    slope, used = statistics.loglog_slope(widths, [0.0, 2.0 * 32**-1.0, 2.0 * 64**-1.0, 2.0 * 128**-1.0, np.nan])
     assert slope == pytest.approx(-1.0) and used == 3
-    assert math.isnan(two_layer.loglog_slope(widths, [1.0, 0.0, 0.0, 0.5, 0.0])[0])
+    assert math.isnan(statistics.loglog_slope(widths, [1.0, 0.0, 0.0, 0.5, 0.0])[0])
 
 
 def test_spearman_ranks_and_declines_constant_inputs():
-    assert two_layer.spearman([1, 2, 3, 4], [0.1, 0.5, 0.7, 9.0]) == pytest.approx(1.0)
-    assert two_layer.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
-    assert math.isnan(two_layer.spearman([1, 2, 3], [0.0, 0.0, 0.0]))
+    assert statistics.spearman([1, 2, 3, 4], [0.1, 0.5, 0.7, 9.0]) == pytest.approx(1.0)
+    assert statistics.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == pytest.approx(-1.0)
+    assert math.isnan(statistics.spearman([1, 2, 3], [0.0, 0.0, 0.0]))
 
 
 def test_row_means_and_first_width_below():
-    means = two_layer.row_means(np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, np.nan]]))
+    means = statistics.row_means(np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, np.nan]]))
     assert means[0] == 2.0 and math.isnan(means[1])
-    assert two_layer.first_width_below([8, 16, 32, 64], [0.2, 0.01, 0.2, 0.01], 0.05) == 64
-    assert math.isnan(two_layer.first_width_below([8, 16], [0.2, 0.1], 0.05))
+    assert statistics.first_width_below([8, 16, 32, 64], [0.2, 0.01, 0.2, 0.01], 0.05) == 64
+    assert math.isnan(statistics.first_width_below([8, 16], [0.2, 0.1], 0.05))
 
 
 def test_weight_matching_of_one_hidden_layer_is_the_optimal_transport_of_the_neurons():
@@ -67,14 +69,14 @@ def test_weight_matching_of_one_hidden_layer_is_the_optimal_transport_of_the_neu
     a, b = (MLP((6,), 3, width=6, depth=1).state_dict() for _ in range(2))
     spec = mlp_spec(MLP((6,), 3, width=6, depth=1))
     matched = apply_permutation(spec, weight_matching(spec, a, b).perms, b)
-    va, vb = two_layer.neuron_matrix(a), two_layer.neuron_matrix(b)
+    va, vb = geometry.neuron_matrix(a), geometry.neuron_matrix(b)
     best = min(((va - vb[list(p)]) ** 2).sum() for p in itertools.permutations(range(6)))
-    assert ((va - two_layer.neuron_matrix(matched)) ** 2).sum() == pytest.approx(best)
+    assert ((va - geometry.neuron_matrix(matched)) ** 2).sum() == pytest.approx(best)
 
 
 def test_neuron_matrix_holds_incoming_bias_and_outgoing_weights():
     model = MLP((1, 8, 8), 10, width=16, depth=1)
-    rows = two_layer.neuron_matrix(model.state_dict())
+    rows = geometry.neuron_matrix(model.state_dict())
     assert rows.shape == (16, 64 + 1 + 10)
     assert np.allclose(rows[:, 64], model.layers[0].bias.detach().numpy())
     assert np.allclose(rows[:, 65:], model.layers[1].weight.detach().numpy().T)
@@ -106,34 +108,34 @@ def test_projected_dataset_names_are_checked():
 
 @pytest.mark.parametrize("name", sorted(SCALES))
 def test_every_scale_has_a_two_layer_family_to_fit(name):
-    base, settings = two_layer.family_runs(SCALES[name])
-    assert base.arch == "mlp-d1" and base.optimizer == "sgd" and base in settings
-    assert len(settings) >= 3 and len(two_layer.shared_widths(settings)) >= two_layer.MIN_FIT_POINTS
-    assert [two_layer.input_dim(r.dataset) for r in settings] == sorted(two_layer.input_dim(r.dataset) for r in settings)
+    base, settings = scales.two_layer_family(SCALES[name])
+    assert base.arch == "mlp-d1" and base.recipe.optimizer == "sgd" and base in settings
+    assert len(settings) >= 3 and len(ferbach2024.shared_widths(settings)) >= statistics.MIN_FIT_POINTS
+    assert [scales.input_dim(r.dataset) for r in settings] == sorted(scales.input_dim(r.dataset) for r in settings)
     for r in settings:
         check_dataset_name(r.dataset)
 
 
 @pytest.mark.parametrize("name", sorted(SCALES))
 def test_every_scale_has_a_learning_rate_family(name):
-    base, _ = two_layer.family_runs(SCALES[name])
-    runs = two_layer.lr_runs(SCALES[name])
-    lrs = [r.lr for r in runs]
+    base, _ = scales.two_layer_family(SCALES[name])
+    runs = scales.two_layer_lr_family(SCALES[name])
+    lrs = [r.recipe.lr for r in runs]
     assert base in runs and len(set(lrs)) == len(lrs) >= 3 and lrs == sorted(lrs)
-    assert {r.dataset for r in runs} == {base.dataset} and len(two_layer.shared_widths(runs)) >= two_layer.MIN_FIT_POINTS
+    assert {r.dataset for r in runs} == {base.dataset} and len(ferbach2024.shared_widths(runs)) >= statistics.MIN_FIT_POINTS
     # A tagged run name builds the architecture before the tag.
-    assert all(get_architecture(r.arch) is get_architecture(two_layer.ARCH) for r in runs)
-    assert [two_layer.setting_label(r, "lr") for r in runs] == [f"lr={lr:g}" for lr in lrs]
+    assert all(get_architecture(r.arch) is get_architecture(scales.TWO_LAYER_ARCH) for r in runs)
+    assert [ferbach2024.setting_label(r, "lr") for r in runs] == [f"lr={lr:g}" for lr in lrs]
 
 
 def test_sgd_option_keeps_adam_configs_and_their_cache_keys():
-    adam = TrainConfig(dataset="digits", width=8, epochs=1, n_train=256)
+    adam = TrainConfig(dataset="digits", width=8, recipe=Recipe(epochs=1, n_train=256))
     assert "optimizer" not in adam.as_dict()  # models cached before the option existed keep their keys
-    sgd = TrainConfig(dataset="digits", width=8, epochs=1, lr=0.1, n_train=256, optimizer="sgd")
+    sgd = TrainConfig(dataset="digits", width=8, recipe=Recipe(epochs=1, lr=0.1, n_train=256, optimizer="sgd"))
     assert sgd.as_dict()["optimizer"] == "sgd"
     data = load_dataset("digits")
     a, s1, s2 = (train(c, data, torch.device("cpu")) for c in (adam, sgd, sgd))
     assert all(torch.equal(s1[k], s2[k]) for k in s1)
     assert not torch.equal(a["layers.0.weight"], s1["layers.0.weight"])
     with pytest.raises(ValueError, match="optimizer"):
-        train(TrainConfig(dataset="digits", width=8, epochs=1, n_train=256, optimizer="lbfgs"), data, torch.device("cpu"))
+        train(TrainConfig(dataset="digits", width=8, recipe=Recipe(epochs=1, n_train=256, optimizer="lbfgs")), data, torch.device("cpu"))

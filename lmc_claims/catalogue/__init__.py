@@ -6,7 +6,7 @@ for a CPU-scale reproduction (fixed before measuring, never tuned to make a clai
 
 from __future__ import annotations
 
-from ..claims import Claim
+from ..judging import Claim
 from ..errors import unknown_name
 from . import ainsworth2023, csiszarik2023, ferbach2024, ito2024
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..claims import Claim, Criterion
+from ..judging import Claim, Criterion
 
 PAPER = "Ainsworth, Hayase, Srinivasa 2023, Git Re-Basin (arXiv 2209.04836)"
 

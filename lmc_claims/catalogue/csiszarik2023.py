@@ -11,7 +11,7 @@ models). The coefficient schemes and every threshold below are ../shared/CLAIMS.
 
 from __future__ import annotations
 
-from ..claims import Claim, Criterion
+from ..judging import Claim, Criterion
 
 PAPER = "Csiszárik, Kiss, Kőrösi-Szabó, Muntag, Papp, Varga 2023, Mode Combinability (arXiv 2308.11511)"
 

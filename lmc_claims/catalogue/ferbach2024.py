@@ -3,7 +3,7 @@ via Optimal Transport (AISTATS 2024, arXiv 2310.19103)."""
 
 from __future__ import annotations
 
-from ..claims import Claim, Criterion
+from ..judging import Claim, Criterion
 
 PAPER = "Ferbach, Goujaud, Gidel, Dieuleveut 2024, Proving LMC of Neural Networks via Optimal Transport (arXiv 2310.19103)"
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..claims import Claim, Criterion
+from ..judging import Claim, Criterion
 
 PAPER = "Ito, Yamada, Kumagai 2024 (arXiv 2402.04051)"
 

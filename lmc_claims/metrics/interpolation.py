@@ -64,6 +64,12 @@ def barrier(lambdas: np.ndarray, values: np.ndarray) -> float:
     return float(np.max(values - chord(lambdas, values[0], values[-1])))
 
 
+def chord_barrier(values, dim: str = "lam"):
+    """`barrier` over the `dim` coordinate of an xarray DataArray (any other dimensions kept)."""
+    line = chord(values[dim], values.isel({dim: 0}, drop=True), values.isel({dim: -1}, drop=True))
+    return (values - line).max(dim)
+
+
 def has_batchnorm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 

@@ -3,7 +3,7 @@
 A figure kind is a drawing function registered with `@figure(name, needs={variable: dims})`.
 Every claim test whose dataset holds those variables (with at least those dimensions) gets the
 figure, so a new claim that stores, say, `combination_loss` over (combination, sample) gets a
-plot by adding one registered function to `plots.py`, without touching the report code:
+plot by adding one registered function to `plots.py` (the decorator lives in `kinds.py`), without touching the report code:
 
     @figure("combination-loss", needs={"combination_loss": ("combination",)},
             caption="Loss of every hypercube combination, one histogram per search.")
@@ -24,46 +24,15 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
+
+from . import plots  # noqa: F401  (registers the built-in kinds)
+from .kinds import FigureKind, figure, registered  # noqa: F401  (figure: the decorator, re-exported)
 
 DPI = 100
 
 
-@dataclass(frozen=True)
-class FigureKind:
-    name: str
-    needs: Mapping[str, tuple[str, ...]]  # variable -> dimensions it must have
-    draw: Callable
-    caption: str
-    across: str | None = None  # a claim-test parameter: draw the claim's datasets side by side over it
-    size: tuple[float, float] = (10.0, 5.0)  # inches
-
-    def matches(self, ds) -> bool:
-        return all(var in ds.data_vars and set(dims) <= set(ds[var].dims) for var, dims in self.needs.items())
-
-
-_KINDS: dict[str, FigureKind] = {}
-
-
-def figure(name: str, *, needs: Mapping[str, tuple[str, ...]], caption: str, across: str | None = None,
-           size: tuple[float, float] = (10.0, 5.0)):
-    """Register a drawing function `draw(fig, data)` as a figure kind (see the module docstring)."""
-    if not re.fullmatch(r"[a-z0-9][a-z0-9-]*", name):
-        raise ValueError(f"figure name {name!r}: use lowercase letters, digits and '-' (it becomes part of a file name)")
-
-    def register(draw: Callable) -> Callable:
-        if name in _KINDS and _KINDS[name].draw.__qualname__ != draw.__qualname__:
-            raise ValueError(f"two figure kinds are named {name!r}")
-        _KINDS[name] = FigureKind(name, dict(needs), draw, caption, across, size)
-        return draw
-
-    return register
-
-
 def kinds() -> list[FigureKind]:
-    from . import plots  # noqa: F401  (registers the built-in kinds)
-
-    return list(_KINDS.values())
+    return registered()
 
 
 @dataclass

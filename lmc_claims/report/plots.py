@@ -11,7 +11,7 @@ import numbers
 
 import numpy as np
 
-from .figures import figure
+from .kinds import figure
 
 SEARCH_STYLE = {
     "naive": ("#d62728", "naive (no matching)"),

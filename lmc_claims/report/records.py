@@ -24,25 +24,12 @@ from .summary import ERROR
 
 RUN_ONLY = ("nodeid", "notes", "duration_s")
 LEADING_PARAMS = ("arch", "dataset", "width")  # the order the plugin builds params in; netCDF stores them sorted
-ENGINE = "netcdf4"
 
 
 def load_claim_file(path: Path):
-    import xarray as xr
+    from ..results import read_netcdf  # xarray only: no torch
 
-    try:
-        return xr.load_dataset(path, engine=ENGINE)
-    except FileNotFoundError:
-        raise LmcClaimsError(
-            f"The data file {path} named in the report does not exist.",
-            "re-run `pytest -m claims` to measure it again, or run `lmc-claims report DIR` to rebuild the report "
-            "from the data files that are there.",
-        ) from None
-    except (OSError, ValueError) as e:
-        raise LmcClaimsError(
-            f"{path} cannot be read as netCDF4 ({e}).",
-            "delete the damaged file (or move it out of data/) and re-run its claim test with `pytest -m claims`.",
-        ) from None
+    return read_netcdf(path)
 
 
 def _finite(x) -> float | None:

@@ -8,12 +8,10 @@ later from the stored data is the report the run wrote (apart from its creation 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict
 from pathlib import Path
 
-from ..errors import LmcClaimsError
+from ..files import atomic_write_bytes
 from .figures import render_figures
 from .markdown import render_markdown
 from .page import render_html
@@ -23,30 +21,11 @@ from .summary import build_report
 FIGURE_DIR = "figures"
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+REPORT_FIX = "pass a writable directory (--claims-report-dir for pytest, REPORT_DIR for lmc-claims)."
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write to a temporary file beside `path`, then rename: readers never see half a report."""
-    path = Path(path)
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", suffix=".tmp", dir=path.parent)
-    except OSError as e:
-        raise LmcClaimsError(f"Cannot write the report into {path.parent} ({e.strerror or e}).",
-                             "pass a writable directory (--claims-report-dir for pytest, REPORT_DIR for lmc-claims).") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(payload)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; a report is meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+def _write(path: Path, data: bytes | str) -> None:
+    atomic_write_bytes(path, data, REPORT_FIX)
 
 
 def _figure_entry(fig) -> dict:
@@ -73,14 +52,14 @@ def write_report(report_dir: Path, run_records: list[dict], run_meta: dict | Non
 
     pngs = {f.file: f.png for f in figs.all()}
     for file, png in pngs.items():
-        atomic_write(report_dir / file, png)
+        _write(report_dir / file, png)
     stale = report_dir / FIGURE_DIR
     for old in stale.glob("*.png") if stale.is_dir() else ():
         if f"{FIGURE_DIR}/{old.name}" not in pngs:
             old.unlink()  # a figure of a claim test that is no longer in the report
-    atomic_write(report_dir / "report.json", json.dumps(report, indent=1, default=str) + "\n")
-    atomic_write(report_dir / "report.md", render_markdown(report))
-    atomic_write(report_dir / "report.html", render_html(report, pngs))
+    _write(report_dir / "report.json", json.dumps(report, indent=1, default=str) + "\n")
+    _write(report_dir / "report.md", render_markdown(report))
+    _write(report_dir / "report.html", render_html(report, pngs))
     return report
 
 

@@ -1,0 +1,231 @@
+"""Measurements behind mode combinability (Csiszárik, Kiss, Kőrösi-Szabó, Muntag, Papp, Varga
+2023, arXiv 2308.11511): element-wise combinations of aligned and unaligned models, perturbed
+matchings, transitivity through a common model, and how much the combinations' predictions
+differ from their endpoints'. The pure maths is in `metrics/combination.py`; claims in
+`lmc_claims/catalogue/csiszarik2023.py`.
+
+Every function returns an xarray Dataset with a `pair` dimension (one row per independent model
+pair) holding the raw samples and the per-pair statistics the claims judge.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import xarray as xr
+
+from ..lab import Pair, Setting
+from ..metrics.combination import (SCHEMES, coefficients, combine, constant_coefficients, disagreement,
+                                   moved_fraction, outputs, perturb_perms, prepared)
+from ..metrics.interpolation import DEFAULT_LAMBDAS, chord_barrier, interpolation_curve
+from ..metrics.statistics import spearman
+from ..permutation.apply import apply_permutation
+from ..scales import FRACTIONS
+from ..seeds import generator
+from .shared import interpolation, pair_coords
+
+SEARCHES = ("naive", "wm")  # unaligned vs weight-matched B: the same c is applied to both
+ENDPOINTS = ("A", "B")
+
+
+def _var(dims, values, long_name: str, units: str):
+    return (dims, values, {"long_name": long_name, "units": units})
+
+
+def samples(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
+    """Test loss, accuracy and prediction disagreement of theta_c for every pair, search (naive,
+    WM), scheme and sample (n per scheme), with the endpoints and the midpoint c = 1/2. Shared by
+    the combinability and non-vacuity claims (computed once per session)."""
+    return s.memo("csiszarik2023-samples", tuple(pairs), n, compute=lambda: _samples(s, pairs, n))
+
+
+def _samples(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
+    x, y = s.eval_sets["test"]
+    shape = (len(pairs), len(SEARCHES), len(SCHEMES), n)
+    per_sample = {v: np.full(shape, np.nan) for v in ("loss", "accuracy", "with_a", "with_b", "with_next")}
+    mid = {v: np.zeros(shape[:2]) for v in ("loss", "accuracy")}
+    ends = {"loss": np.zeros((len(pairs), 2)), "accuracy": np.zeros((len(pairs), 2)),
+            "disagreement": np.zeros(len(pairs)), "self_disagreement": np.zeros(len(pairs))}
+    for i, pair in enumerate(pairs):
+        out = [outputs(s.template, s.model(m), x, y) for m in pair]
+        ends["loss"][i], ends["accuracy"][i] = [o[0] for o in out], [o[1] for o in out]
+        ends["disagreement"][i] = disagreement(out[0][2], out[1][2])
+        again = outputs(s.template, s.model(pair[0]), x, y)[2]  # the same model evaluated again
+        ends["self_disagreement"][i] = disagreement(out[0][2], again)
+        for j, search in enumerate(SEARCHES):
+            a, b = s.model(pair[0]), s.permuted(search, *pair)
+            half = prepared(s.template, combine(a, b, constant_coefficients(s.spec, a, 0.5)), s.bn_data)
+            mid["loss"][i, j], mid["accuracy"][i, j], _ = outputs(s.template, half, x, y)
+            for k, scheme in enumerate(SCHEMES):
+                seen = []
+                for q in range(n):
+                    # The search is not part of the seed: naive and WM get the same c (a paired comparison).
+                    c = coefficients(s.spec, a, scheme, generator("combination", *pair, k, q))
+                    loss, acc, pred = outputs(s.template, prepared(s.template, combine(a, b, c), s.bn_data), x, y)
+                    at = (i, j, k, q)
+                    per_sample["loss"][at], per_sample["accuracy"][at] = loss, acc
+                    per_sample["with_a"][at] = disagreement(pred, out[0][2])
+                    per_sample["with_b"][at] = disagreement(pred, out[1][2])
+                    seen.append(pred)
+                if n > 1:
+                    per_sample["with_next"][i, j, k] = [disagreement(seen[q], seen[(q + 1) % n]) for q in range(n)]
+    dims = ("pair", "search", "scheme", "sample")
+    return xr.Dataset(
+        {
+            "combination_loss": _var(dims, per_sample["loss"], "test cross-entropy of theta_c", "nats"),
+            "combination_accuracy": _var(dims, per_sample["accuracy"], "test accuracy of theta_c", "1"),
+            "disagreement_with_a": _var(dims, per_sample["with_a"], "fraction of test predictions of theta_c differing from A's", "1"),
+            "disagreement_with_b": _var(dims, per_sample["with_b"], "fraction of test predictions of theta_c differing from B's", "1"),
+            "disagreement_between_samples": _var(dims, per_sample["with_next"], "fraction of test predictions differing "
+                                                 "between this sample and the next one of its scheme", "1"),
+            "midpoint_loss": _var(("pair", "search"), mid["loss"], "test cross-entropy at c = 1/2 (the straight line's midpoint)", "nats"),
+            "midpoint_accuracy": _var(("pair", "search"), mid["accuracy"], "test accuracy at c = 1/2", "1"),
+            "endpoint_loss": _var(("pair", "endpoint"), ends["loss"], "test cross-entropy of each endpoint model", "nats"),
+            "endpoint_accuracy": _var(("pair", "endpoint"), ends["accuracy"], "test accuracy of each endpoint model", "1"),
+            "endpoints_disagreement": _var("pair", ends["disagreement"], "fraction of test predictions differing between A and B", "1"),
+            "self_disagreement": _var("pair", ends["self_disagreement"],
+                                      "fraction of test predictions differing between A and A evaluated again", "1"),
+        },
+        coords={"pair": pair_coords(pairs), "search": list(SEARCHES), "scheme": list(SCHEMES), "sample": np.arange(n),
+                "endpoint": list(ENDPOINTS)},
+        attrs={"batchnorm_reset": int(s.bn_data is not None), "n_test_eval": len(y), "samples_per_scheme": n,
+               "combination": "theta_c = c * theta_A + (1 - c) * pi(theta_B) on the permutation spec's tensors, others from A"},
+    )
+
+
+def combinability(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
+    """Claim 11: per pair and scheme, the share of the unaligned combinations' excess loss
+    (mean loss of theta_c minus the endpoints' mean loss) that weight matching removes."""
+    ds = samples(s, pairs, n).copy()
+    ds["endpoint_mean_loss"] = ds.endpoint_loss.mean("endpoint").assign_attrs(long_name="mean test loss of A and B", units="nats")
+    ds["excess_loss"] = (ds.combination_loss.mean("sample") - ds.endpoint_mean_loss).assign_attrs(
+        long_name="mean over samples of the test loss of theta_c minus the endpoints' mean loss", units="nats")
+    ds["midpoint_excess_loss"] = (ds.midpoint_loss - ds.endpoint_mean_loss).assign_attrs(
+        long_name="test loss at c = 1/2 minus the endpoints' mean loss", units="nats")
+    removed = 1 - ds.excess_loss.sel(search="wm", drop=True) / ds.excess_loss.sel(search="naive", drop=True)
+    ds["excess_removed"] = removed.assign_attrs(long_name="1 - excess loss after WM / excess loss unaligned", units="1")
+    for scheme in SCHEMES:
+        ds[f"excess_removed_{scheme}"] = removed.sel(scheme=scheme, drop=True).assign_attrs(
+            long_name=f"1 - excess loss after WM / unaligned, {scheme} coefficients", units="1")
+    return ds
+
+
+def non_vacuity(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
+    """Claim 14: how often the WM-aligned combinations predict differently from the nearer of
+    their endpoints, against a model's disagreement with itself and the endpoints' with each other."""
+    ds = samples(s, pairs, n).copy()
+    wm = lambda v: ds[v].sel(search="wm", drop=True)
+    nearest = np.minimum(wm("disagreement_with_a"), wm("disagreement_with_b"))
+    ds["nearest_endpoint_disagreement"] = nearest.assign_attrs(
+        long_name="WM combinations: min over the endpoints of the fraction of differing test predictions", units="1")
+    per_scheme = nearest.mean("sample")
+    ds["disagreement_per_scheme"] = per_scheme.assign_attrs(
+        long_name="mean over samples of the nearest-endpoint disagreement, per scheme", units="1")
+    ds["disagreement_min"] = per_scheme.min("scheme").assign_attrs(
+        long_name="the least non-vacuous scheme's mean nearest-endpoint disagreement", units="1")
+    ds["disagreement_excess"] = (ds.disagreement_min - ds.self_disagreement).assign_attrs(
+        long_name="disagreement_min minus the disagreement of a model with itself", units="1")
+    ds["disagreement_ratio"] = (ds.disagreement_min / ds.endpoints_disagreement).assign_attrs(
+        long_name="disagreement_min / disagreement between the endpoints A and B", units="1")
+    return ds
+
+
+def robustness(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
+    """Claim 13: uniform-hypercube combinations of A with B permuted by a WM matching in which a
+    fraction f of every permutation's matched pairs was broken, for f in FRACTIONS (n per f)."""
+    return s.memo("csiszarik2023-robustness", tuple(pairs), n, compute=lambda: _robustness(s, pairs, n))
+
+
+def _robustness(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
+    x, y = s.eval_sets["test"]
+    shape = (len(pairs), len(FRACTIONS), n)
+    rows = {v: np.zeros(shape) for v in ("loss", "accuracy", "moved")}
+    end_loss = np.zeros((len(pairs), 2))
+    for i, pair in enumerate(pairs):
+        a, b = s.model(pair[0]), s.model(pair[1])
+        end_loss[i] = [outputs(s.template, m, x, y)[0] for m in (a, b)]
+        perms = s.match("wm", *pair)
+        for q, fraction in enumerate(FRACTIONS):
+            for k in range(n):
+                # One generator per sample: the broken pairs first, then the coefficients.
+                gen = generator("perturbed-combination", *pair, q, k)
+                broken = perturb_perms(perms, fraction, gen)
+                c = coefficients(s.spec, a, "uniform", gen)
+                params = prepared(s.template, combine(a, apply_permutation(s.spec, broken, b), c), s.bn_data)
+                rows["loss"][i, q, k], rows["accuracy"][i, q, k], _ = outputs(s.template, params, x, y)
+                rows["moved"][i, q, k] = moved_fraction(perms, broken)
+    dims = ("pair", "fraction", "sample")
+    ds = xr.Dataset(
+        {
+            "perturbed_loss": _var(dims, rows["loss"], "test cross-entropy of theta_c (uniform c) with a perturbed WM matching", "nats"),
+            "perturbed_accuracy": _var(dims, rows["accuracy"], "test accuracy of theta_c (uniform c) with a perturbed WM matching", "1"),
+            "units_moved": _var(dims, rows["moved"], "fraction of all matched units whose partner was changed", "1"),
+            "endpoint_loss": _var(("pair", "endpoint"), end_loss, "test cross-entropy of each endpoint model", "nats"),
+        },
+        coords={"pair": pair_coords(pairs), "fraction": list(FRACTIONS), "sample": np.arange(n), "endpoint": list(ENDPOINTS)},
+        attrs={"batchnorm_reset": int(s.bn_data is not None), "n_test_eval": len(y), "samples_per_fraction": n,
+               "perturbation": "per permutation, round(f * n) matched units rotated along a random cycle"},
+    )
+    return robustness_statistics(ds)
+
+
+def robustness_statistics(ds: xr.Dataset) -> xr.Dataset:
+    """The statistics claim 13 judges, from the perturbed samples."""
+    ds["perturbed_excess_loss"] = (ds.perturbed_loss.mean("sample") - ds.endpoint_loss.mean("endpoint")).assign_attrs(
+        long_name="mean test loss of theta_c minus the endpoints' mean loss", units="nats")
+    excess = ds.perturbed_excess_loss
+    ds["excess_removed_at_quarter"] = (1 - excess.sel(fraction=0.25, drop=True) / excess.sel(fraction=1.0, drop=True)).assign_attrs(
+        long_name="1 - excess loss with 25% of the matches broken / excess loss with all broken", units="1")
+    ds["loss_rank_correlation"] = xr.DataArray(
+        [spearman(ds.fraction.values, row) for row in ds.perturbed_loss.mean("sample").values], dims="pair",
+        attrs={"long_name": "Spearman correlation between the broken fraction and the mean test loss", "units": "1"})
+    return ds
+
+
+def third_model(pairs: Sequence[Pair], index: int) -> int:
+    """The common model C both members of pair `index` are re-based onto: the first model of the
+    next pair (cyclically), an already trained model outside the pair. With a single pair, the
+    next seed after it."""
+    if len(pairs) < 2:
+        return max(pairs[index]) + 1
+    return pairs[(index + 1) % len(pairs)][0]
+
+
+def transitivity(s: Setting, pairs: Sequence[Pair]) -> xr.Dataset:
+    """Claim 12: test loss along the straight line between pi_A(A) and pi_B(B), both weight-matched
+    onto a common third model C, beside the naive and direct-WM lines of `shared.interpolation`."""
+    return s.memo("csiszarik2023-transitivity", tuple(pairs), compute=lambda: _transitivity(s, pairs))
+
+
+def _transitivity(s: Setting, pairs: Sequence[Pair]) -> xr.Dataset:
+    direct = interpolation(s, pairs).sel(split=["test"])[["loss", "accuracy"]]
+    x, y = s.eval_sets["test"]
+    loss, acc, third = np.zeros((len(pairs), len(DEFAULT_LAMBDAS))), np.zeros((len(pairs), len(DEFAULT_LAMBDAS))), []
+    for i, (sa, sb) in enumerate(pairs):
+        c = third_model(pairs, i)
+        third.append(c)
+        curve = interpolation_curve(s.template, s.permuted("wm", c, sa), s.permuted("wm", c, sb), x, y, DEFAULT_LAMBDAS,
+                                    bn_data=s.bn_data)
+        loss[i], acc[i] = curve.loss, curve.accuracy
+    dims = ("pair", "search", "split", "lam")
+    trans = xr.Dataset(
+        {"loss": (dims, loss[:, None, None, :]), "accuracy": (dims, acc[:, None, None, :])},
+        coords={"pair": pair_coords(pairs), "search": ["transitive"], "split": ["test"], "lam": DEFAULT_LAMBDAS},
+    )
+    ds = xr.concat([direct, trans], dim="search")
+    ds["loss"].attrs.update(long_name="test cross-entropy along the path (transitive: pi_A(A) to pi_B(B))", units="nats")
+    ds["accuracy"].attrs.update(long_name="test accuracy along the path", units="1")
+    ds["third_model"] = ("pair", np.array(third), {"long_name": "seed of the common model C both are matched onto"})
+    ds.attrs.update(batchnorm_reset=int(s.bn_data is not None), n_test_eval=len(y))
+    ds["loss_barrier"] = chord_barrier(ds.loss).assign_attrs(
+        long_name="loss barrier: max over lam of loss minus the endpoints' chord", units="nats")
+    barrier = ds.loss_barrier.sel(split="test", drop=True)
+    for search in ("naive", "wm", "transitive"):
+        ds[f"barrier_{search}"] = barrier.sel(search=search, drop=True).assign_attrs(
+            long_name=f"test loss barrier, {search} path", units="nats")
+    ds["barrier_reduction_transitive"] = (1 - ds.barrier_transitive / ds.barrier_naive).assign_attrs(
+        long_name="1 - barrier between pi_A(A) and pi_B(B) / naive barrier between A and B", units="1")
+    ds["transitive_over_direct"] = (ds.barrier_transitive / ds.barrier_wm).assign_attrs(
+        long_name="barrier via the common model / barrier after matching B directly onto A", units="1")
+    return ds

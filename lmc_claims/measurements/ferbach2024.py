@@ -1,0 +1,182 @@
+"""Two-layer networks (one hidden layer) across widths, input dimensions and learning rates: the
+measurements behind Ferbach, Goujaud, Gidel, Dieuleveut 2024 (arXiv 2310.19103). Claims:
+`lmc_claims/catalogue/ferbach2024.py`; the family's runs: `scales.two_layer_family`.
+
+Matching is optimal transport. A hidden neuron is its weight vector v_i = (incoming weights,
+bias, outgoing weights). With one hidden layer, weight matching (Git Re-Basin) is a single
+linear assignment, max_pi sum_i <v_i^A, v_pi(i)^B>; a permutation keeps sum_i ||v_i^B||^2, so
+this is min_pi sum_i ||v_i^A - v_pi(i)^B||^2, the squared-Euclidean optimal transport between
+the two empirical neuron measures (between two uniform m-point measures an optimal plan is a
+permutation: Birkhoff). `Setting.permuted("wm", ...)` is therefore exactly the paper's matching.
+
+The paper's mechanism: two width-m samples of one neuron distribution get closer in
+Wasserstein distance as m grows, at the rate of empirical measures, about m^(-1/d) for a
+d-dimensional support; so the barrier after matching should fall with width, and faster where
+the neurons occupy fewer dimensions. Everything here returns xarray Datasets with a `pair`
+dimension (independent model pairs) holding the statistics the claims judge, plus the raw data.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import xarray as xr
+
+from ..errors import LmcClaimsError
+from ..lab import Pair, Setting
+from ..metrics.geometry import energy_rank, neuron_matrix, participation_ratio
+from ..metrics.statistics import first_width_below, loglog_slope, row_means, spearman
+from ..scales import ENERGY, LMC_BARRIER, TWO_LAYER_ARCH, Run, Scale, input_dim, two_layer_family, two_layer_lr_family
+from .shared import interpolation
+
+SEARCHES = ("naive", "wm")
+# How the settings of the dimension claim vary the neurons' dimension: the input dimension
+# (the dataset projected onto k principal components) or, as the paper's Figure 2, the SGD
+# learning rate.
+VARIATIONS = ("input_dim", "lr")
+
+
+def variation_runs(scale: Scale, variation: str) -> tuple[Run, ...]:
+    if variation == "input_dim":
+        return two_layer_family(scale)[1]
+    if variation == "lr":
+        return two_layer_lr_family(scale)
+    raise ValueError(f"unknown variation {variation!r}; expected one of {VARIATIONS}")
+
+
+def setting_label(run: Run, variation: str) -> str:
+    return run.dataset if variation == "input_dim" else f"lr={run.recipe.lr:g}"
+
+
+def shared_widths(runs) -> tuple[int, ...]:
+    """Widths every run has: settings are compared width by width."""
+    common = set.intersection(*(set(r.widths) for r in runs))
+    return tuple(sorted(common))
+
+
+# -- measurements --------------------------------------------------------------------
+
+def setting_sweep(settings: Sequence[Setting], pairs: Sequence[Pair]) -> xr.Dataset:
+    """Every pair at every width of one setting of the family (one Setting per width): loss
+    along the path (naive and after WM, train and test), barriers, endpoint losses and the
+    neurons' dimension. Memoised: both claims use it."""
+    widths = tuple(s.width for s in settings)
+    return settings[0].memo("two-layer-sweep", widths, tuple(pairs),
+                            compute=lambda: xr.concat([_at_width(s, pairs) for s in settings], dim="width",
+                                                      data_vars="all", coords="minimal",
+                                                      compat="override").assign_coords(width=list(widths)))
+
+
+def _at_width(s: Setting, pairs: Sequence[Pair]) -> xr.Dataset:
+    curves = interpolation(s, pairs, SEARCHES)
+    rows = {seed: neuron_matrix(s.model(seed)) for pair in pairs for seed in pair}
+    pair_mean = lambda f: np.array([np.mean([f(rows[a]), f(rows[b])]) for a, b in pairs])
+    test_loss = curves.loss.sel(split="test", search="naive", drop=True)
+    test_accuracy = curves.accuracy.sel(split="test", search="naive", drop=True)
+    ends = lambda v: (v.isel(lam=0, drop=True) + v.isel(lam=-1, drop=True)) / 2
+    return xr.Dataset(
+        {
+            "path_loss": curves.loss.assign_attrs(long_name="mean cross-entropy along the path A -> pi(B)", units="nats"),
+            "path_accuracy": curves.accuracy.assign_attrs(long_name="accuracy along the path A -> pi(B)", units="1"),
+            "loss_barrier_by_split": curves.loss_barrier.assign_attrs(
+                long_name="loss barrier: max over lam of loss minus the endpoints' chord", units="nats"),
+            "endpoint_test_loss": ends(test_loss).assign_attrs(long_name="mean test loss of the pair's two models", units="nats"),
+            "endpoint_test_accuracy": ends(test_accuracy).assign_attrs(long_name="mean test accuracy of the pair's two models", units="1"),
+            "support_dim": ("pair", pair_mean(participation_ratio),
+                            {"long_name": "participation ratio tr(S)^2/tr(S^2) of the covariance S of the hidden "
+                             "neurons' weight vectors (incoming, bias, outgoing), mean of the pair's two models", "units": "1"}),
+            "energy_rank": ("pair", pair_mean(lambda r: energy_rank(r, ENERGY)),
+                            {"long_name": f"number of covariance eigenvalues of the neuron weight vectors holding "
+                             f"{ENERGY:.0%} of their sum, mean of the pair's two models", "units": "1"}),
+        },
+        coords={"pair": curves.pair, "search": curves.search, "split": curves.split, "lam": curves.lam},
+    )
+
+
+def barrier_vs_width(settings: Sequence[Setting], pairs: Sequence[Pair]) -> xr.Dataset:
+    """Claim 9: on the base setting (one Setting per width), the test loss barrier after WM
+    against width, fitted per pair on a log-log scale, beside the slope the Wasserstein rate
+    m^(-1/d) predicts."""
+    settings = sorted(settings, key=lambda s: s.width)
+    widths = tuple(s.width for s in settings)
+    ds = setting_sweep(settings, pairs)
+    out = ds.transpose("pair", "width", ...).copy()
+    out["barrier"] = ds.loss_barrier_by_split.sel(split="test", drop=True).transpose("pair", "search", "width").assign_attrs(
+        long_name="test loss barrier", units="nats")
+    for search in SEARCHES:
+        fits = [loglog_slope(widths, out.barrier.sel(pair=p, search=search).values) for p in out.pair.values]
+        out[f"{search}_barrier_loglog_slope"] = ("pair", np.array([f[0] for f in fits]), {
+            "long_name": f"least-squares slope of log(test loss barrier, {search}) against log(width)", "units": "1"})
+        out[f"{search}_widths_fitted"] = ("pair", np.array([f[1] for f in fits]), {
+            "long_name": f"widths with a positive {search} barrier used in the fit", "units": "1"})
+    base = settings[0]
+    ambient = input_dim(base.dataset) + 1 + base.data.num_classes
+    out["predicted_slope_ambient"] = ("pair", np.full(ds.sizes["pair"], -1.0 / ambient), {
+        "long_name": f"-1/d for the neuron vectors' ambient dimension d = {ambient} (inputs + bias + outputs): "
+        "the empirical-measure Wasserstein rate for a full-dimensional support", "units": "1"})
+    widest = ds.support_dim.sel(width=max(widths), drop=True)
+    out["predicted_slope_effective"] = (-1.0 / widest).assign_attrs(
+        long_name="-1/d for d = the participation ratio of the neuron weights at the largest width", units="1")
+    out["slope_minus_predicted_effective"] = (out.wm_barrier_loglog_slope - out.predicted_slope_effective).assign_attrs(
+        long_name="measured WM log-log slope minus the effective-dimension prediction (data, not judged)", units="1")
+    return out.assign_attrs(dataset=base.dataset, arch=TWO_LAYER_ARCH, optimizer=base.run.recipe.optimizer)
+
+
+def dimension_vs_barrier(families: Sequence[tuple[str, Sequence[Setting]]], pairs: Sequence[Pair],
+                         variation: str) -> xr.Dataset:
+    """Claim 10: across settings that vary the neurons' dimension (`VARIATIONS`; each family a
+    label and one Setting per shared width), the rank correlation, width by width, between the
+    neurons' dimension and the WM test barrier."""
+    if len(families) < 3:
+        raise LmcClaimsError(
+            f"{len(families)} two-layer settings vary {variation}; a rank correlation across settings needs at least 3.",
+            f"add runs to the scale's extra_runs in lmc_claims/scales.py ({TWO_LAYER_ARCH}@lr<lr> runs for 'lr').",
+        )
+    widths = tuple(s.width for s in families[0][1])
+    out = _settings_table(families, pairs)
+    rho = _correlation_by_width(out.support_dim, out.wm_barrier)
+    out["spearman_by_width"] = (("pair", "width"), rho, {
+        "long_name": "Spearman correlation across settings of support_dim and wm_barrier at one width", "units": "1"})
+    out["spearman_dim_barrier"] = ("pair", row_means(rho), {
+        "long_name": "mean over widths of the Spearman correlation across settings between the neurons' "
+        "dimension and the WM test barrier", "units": "1"})
+    out[f"spearman_{variation}_barrier"] = ("pair", row_means(_correlation_by_width(out[variation], out.wm_barrier)), {
+        "long_name": f"the same with the varied quantity ({variation}) in place of the measured dimension", "units": "1"})
+    per_setting = lambda f: np.array([[f(out.wm_barrier.sel(pair=p, setting=s).values) for s in out.setting.values]
+                                      for p in out.pair.values])
+    out["width_to_lmc"] = (("pair", "setting"), per_setting(lambda b: first_width_below(widths, b, LMC_BARRIER)), {
+        "long_name": f"smallest width from which on the WM test barrier stays <= {LMC_BARRIER} nats (NaN: none)",
+        "units": "1"})
+    out["wm_barrier_loglog_slope"] = (("pair", "setting"), per_setting(lambda b: loglog_slope(widths, b)[0]), {
+        "long_name": "slope of log(WM test barrier) against log(width), per setting", "units": "1"})
+    base = families[0][1][0]
+    return out.assign_attrs(arch=TWO_LAYER_ARCH, optimizer=base.run.recipe.optimizer, variation=variation)
+
+
+def _settings_table(families: Sequence[tuple[str, Sequence[Setting]]], pairs: Sequence[Pair]) -> xr.Dataset:
+    """Barriers, dimensions and endpoint quality over (pair, setting, width)."""
+    names = [name for name, _ in families]
+    sweeps = [setting_sweep(settings, pairs) for _, settings in families]
+    stack = lambda arrays: xr.concat(arrays, dim="setting", coords="minimal", compat="override").assign_coords(setting=names)
+    test_barrier = lambda ds, search: ds.loss_barrier_by_split.sel(split="test", search=search, drop=True)
+    out = xr.Dataset(
+        {
+            "wm_barrier": stack([test_barrier(d, "wm") for d in sweeps]).assign_attrs(
+                long_name="test loss barrier after WM (optimal transport of the neurons)", units="nats"),
+            "naive_barrier": stack([test_barrier(d, "naive") for d in sweeps]).assign_attrs(
+                long_name="test loss barrier without matching", units="nats"),
+            **{v: stack([d[v] for d in sweeps]) for v in ("support_dim", "energy_rank", "endpoint_test_loss",
+                                                          "endpoint_test_accuracy")},
+        },
+    ).transpose("pair", "setting", "width")
+    firsts = [settings[0] for _, settings in families]
+    return out.assign_coords(input_dim=("setting", [input_dim(s.dataset) for s in firsts]),
+                             lr=("setting", [s.run.recipe.lr for s in firsts]))
+
+
+def _correlation_by_width(x: xr.DataArray, barrier: xr.DataArray) -> np.ndarray:
+    """(pair, width) Spearman correlations across settings; x may or may not vary by pair and width."""
+    at = lambda da, p, w: da.sel({k: v for k, v in (("pair", p), ("width", w)) if k in da.dims})
+    return np.array([[spearman(at(x, p, w), at(barrier, p, w)) for w in barrier.width.values]
+                     for p in barrier.pair.values])

@@ -1,0 +1,147 @@
+"""Measurements several papers' claims use: loss along the path between two models and its
+barrier, L2 distances, and sweeps over width. Each returns an xarray Dataset with a `pair`
+dimension: one row per independent model pair.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..lab import Pair, Setting
+from ..metrics.distance import l2_distance
+from ..metrics.geometry import energy_count
+from ..metrics.interpolation import DEFAULT_LAMBDAS, chord_barrier, interpolation_curve
+from ..metrics.spectral import layer_svds
+from ..metrics.statistics import slope_vs_log_width
+from ..permutation.apply import Params, apply_permutation, random_perms
+from ..scales import ENERGY
+from ..seeds import generator
+
+SPLITS = ("train", "test")
+
+
+def pair_label(pair: Pair) -> str:
+    return f"{pair[0]}-{pair[1]}"
+
+
+def pair_coords(pairs: Sequence[Pair]) -> list[str]:
+    return [pair_label(p) for p in pairs]
+
+
+def seeds_of(pairs: Sequence[Pair]) -> list[int]:
+    """Every model seed the pairs use, in order."""
+    return [s for p in pairs for s in p]
+
+
+def random_variants(s: Setting, pair: Pair, n: int) -> list[Params]:
+    """n random permutations of the pair's model B (the baseline for distances and alignment)."""
+    b = s.model(pair[1])
+    gen = generator("random-perms", *pair)
+    return [apply_permutation(s.spec, random_perms(s.spec, b, gen), b) for _ in range(n)]
+
+
+def curves(s: Setting, pair: Pair, search: str) -> dict:
+    """Loss / accuracy along A -> pi(B) on each split, memoised per pair and search so that
+    claims asking for different searches share the work."""
+
+    def compute():
+        a, b = s.model(pair[0]), s.permuted(search, *pair)
+        return {split: interpolation_curve(s.template, a, b, x, y, DEFAULT_LAMBDAS, bn_data=s.bn_data)
+                for split, (x, y) in s.eval_sets.items()}
+
+    return s.memo("curves", pair, search, compute=compute)
+
+
+def interpolation(s: Setting, pairs: Sequence[Pair], searches=("naive", "wm")) -> xr.Dataset:
+    """Loss / accuracy along the path A -> pi(B) for every pair, search and split, with barriers.
+    BatchNorm statistics are reset on training data at every point (Git Re-Basin / REPAIR)."""
+    lams = DEFAULT_LAMBDAS
+    loss = np.zeros((len(pairs), len(searches), len(SPLITS), len(lams)))
+    acc = np.zeros_like(loss)
+    for i, pair in enumerate(pairs):
+        for j, search in enumerate(searches):
+            c = curves(s, pair, search)
+            for k, split in enumerate(SPLITS):
+                loss[i, j, k], acc[i, j, k] = c[split].loss, c[split].accuracy
+    dims = ("pair", "search", "split", "lam")
+    coords = {"pair": pair_coords(pairs), "search": list(searches), "split": list(SPLITS), "lam": lams}
+    ds = xr.Dataset(
+        {
+            "loss": (dims, loss, {"long_name": "mean cross-entropy along the path", "units": "nats"}),
+            "accuracy": (dims, acc, {"long_name": "accuracy along the path", "units": "1"}),
+        },
+        coords=coords,
+        attrs={"batchnorm_reset": int(s.bn_data is not None),
+               "n_train_eval": len(s.eval_sets["train"][1]), "n_test_eval": len(s.eval_sets["test"][1])},
+    )
+    ds["loss_barrier"] = chord_barrier(ds.loss).assign_attrs(
+        long_name="loss barrier: max over lam of loss minus the endpoints' chord", units="nats")
+    ds["accuracy_barrier"] = chord_barrier(-ds.accuracy).assign_attrs(
+        long_name="accuracy barrier: max over lam of the endpoints' chord minus accuracy", units="1")
+    return ds
+
+
+def barrier_of(ds: xr.Dataset, search: str) -> xr.DataArray:
+    """Per-pair test loss barrier of one search in an `interpolation` dataset."""
+    return ds.loss_barrier.sel(split="test", search=search, drop=True).assign_attrs(units="nats")
+
+
+def distances(s: Setting, pairs: Sequence[Pair], n_random: int) -> xr.Dataset:
+    """L2 distance naive, after WM and after random permutations, per pair (over every
+    permuted parameter: weights, biases and normalisation affine parameters and statistics)."""
+    rows = []
+    for pair in pairs:
+        a, b = s.model(pair[0]), s.model(pair[1])
+        rand = [l2_distance(s.spec, a, v) for v in random_variants(s, pair, n_random)]
+        rows.append((l2_distance(s.spec, a, b), l2_distance(s.spec, a, s.permuted("wm", *pair)), float(np.mean(rand))))
+    v = np.array(rows)
+    return xr.Dataset(
+        {
+            "l2_naive": ("pair", v[:, 0], {"long_name": "||theta_A - theta_B||", "units": "1"}),
+            "l2_wm": ("pair", v[:, 1], {"long_name": "||theta_A - pi_WM(theta_B)||", "units": "1"}),
+            "l2_random": ("pair", v[:, 2], {"long_name": "mean ||theta_A - pi_rand(theta_B)|| over random permutations"}),
+            "l2_ratio": ("pair", v[:, 1] / v[:, 0], {"long_name": "r = l2_wm / l2_naive", "units": "1"}),
+            "l2_ratio_random": ("pair", v[:, 2] / v[:, 0], {"long_name": "l2_random / l2_naive", "units": "1"}),
+        },
+        coords={"pair": pair_coords(pairs)},
+    )
+
+
+def dominant_share(s: Setting, seed: int) -> float:
+    """Fraction of singular values needed to hold ENERGY of sum s_i^2, mean over the
+    weight matrices with at least one permuted (hidden) side."""
+    shares = [energy_count((layer.s**2).cpu().numpy(), ENERGY) / layer.rank
+              for layer in layer_svds(s.spec, s.model(seed)) if layer.rows_permuted or layer.cols_permuted]
+    return float(np.mean(shares))
+
+
+def width_sweep(settings: Sequence[Setting], pairs: Sequence[Pair], searches=("wm", "am")) -> xr.Dataset:
+    """Barriers after each search and dominant share of the spectrum at every width (one
+    Setting per width of one architecture and dataset)."""
+    widths = [s.width for s in settings]
+    names = ("naive",) + tuple(searches)
+    barrier = np.zeros((len(pairs), len(names), len(widths)))
+    share = np.zeros((len(pairs), len(widths)))
+    for w_i, s in enumerate(settings):
+        ds = interpolation(s, pairs, names)
+        for s_i, search in enumerate(names):
+            barrier[:, s_i, w_i] = barrier_of(ds, search).values
+        share[:, w_i] = [dominant_share(s, a) for a, _ in pairs]
+    out = xr.Dataset(
+        {
+            "barrier": (("pair", "search", "width"), barrier, {"long_name": "test loss barrier", "units": "nats"}),
+            "dominant_share": (("pair", "width"), share,
+                               {"long_name": f"fraction of singular values holding {ENERGY:.0%} of sum s^2", "units": "1"}),
+        },
+        coords={"pair": pair_coords(pairs), "search": list(names), "width": widths},
+    )
+    for s_i, search in enumerate(searches, start=1):
+        out[f"{search}_barrier_slope"] = ("pair", slope_vs_log_width(widths, barrier[:, s_i]),
+                                          {"long_name": f"slope of the {search} barrier against log2(width)", "units": "nats"})
+    out["dominant_share_slope"] = ("pair", slope_vs_log_width(widths, share),
+                                   {"long_name": "slope of the dominant share against log2(width)", "units": "1"})
+    return out

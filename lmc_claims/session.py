@@ -1,0 +1,262 @@
+"""One claims run's state and rules: the selected scale, architectures and datasets, the records
+of the claim tests judged so far, how a claim test is judged and recorded (`verify`), and how
+claim tests are parametrised from the scale. `plugin.py` wires these into pytest.
+
+Under pytest-xdist, workers attach each claim's JSON record to its test report (user_properties
+travel with reports) and only the controller writes the report.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from .errors import LmcClaimsError, ensure_writable_dir
+
+RESULT_PROPERTY = "lmc_claims_result"
+
+
+def claims_selected(config: pytest.Config) -> bool:
+    """Whether the run selects the claim tests (`-m claims`)."""
+    expr = config.option.markexpr or ""
+    return bool(re.search(r"\bclaims\b", expr)) and not re.search(r"\bnot\s+claims\b", expr)
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [x.strip() for x in value.split(",") if x.strip()] if value else None
+
+
+@dataclass
+class ClaimsSession:
+    scale_name: str
+    archs: list[str] | None
+    claim_ids: list[str] | None
+    device_name: str
+    cache_dir: Path | None
+    report_dir: Path
+    datasets: list[str] | None
+    data_root: str | None
+    quiet: bool
+    is_worker: bool
+    records: list[dict] = field(default_factory=list)
+    device_label: str = ""
+    report: dict | None = None
+    error: str | None = None  # why the report could not be written, if it could not
+    _validated: bool = False
+
+    @classmethod
+    def from_config(cls, config: pytest.Config) -> "ClaimsSession":
+        opt = config.option
+        return cls(
+            scale_name=opt.claims_scale,
+            archs=_split(opt.claims_arch),
+            claim_ids=_split(opt.claims_id),
+            datasets=_split(opt.claims_dataset),
+            data_root=opt.claims_data_root,
+            device_name=opt.claims_device,
+            cache_dir=Path(opt.claims_cache_dir).expanduser() if opt.claims_cache_dir else None,
+            report_dir=(Path(config.invocation_params.dir) / opt.claims_report_dir).resolve(),
+            quiet=config.get_verbosity() < 0,
+            is_worker=hasattr(config, "workerinput"),
+        )
+
+    @property
+    def customised(self) -> bool:
+        """Whether any claims option differs from its default (then it is validated even without -m claims)."""
+        return (self.scale_name != "ci" or self.device_name != "auto" or bool(self.archs or self.datasets
+                                                                                  or self.claim_ids))
+
+    def validate(self, selected: bool) -> None:
+        """Check every name and directory up front, so that a typo fails at start-up, not mid-run."""
+        from .catalogue import get_claim
+        from .data import set_data_root
+        from .device import resolve_device
+
+        for claim_id in self.claim_ids or ():
+            get_claim(claim_id)
+        if self.data_root:
+            set_data_root(self.data_root)
+        self.scale()  # validates architecture and dataset names
+        self.device_label = str(resolve_device(self.device_name))
+        if selected and not self.is_worker:
+            ensure_writable_dir(self.report_dir, "report directory", "pass a writable directory with --claims-report-dir.")
+
+    def scale(self):
+        """The scale, restricted to / extended with --claims-arch and --claims-dataset (validated)."""
+        from .data import INPUT_SHAPES, check_dataset_name
+        from .models import ARCHITECTURES
+        from .models.registry import get_architecture, validate
+        from .scales import get_scale
+
+        scale = get_scale(self.scale_name)
+        for a in self.archs or ():
+            get_architecture(a)
+        for d in self.datasets or ():
+            check_dataset_name(d)
+        scale = scale.select(self.archs, self.datasets)
+        if not self._validated:
+            for r in scale.runs:
+                if r.arch not in ARCHITECTURES:
+                    validate(r.arch, INPUT_SHAPES[r.dataset])
+            self._validated = True
+        return scale
+
+    # -- the run's records and report --------------------------------------------------
+    def add_report(self, report: pytest.TestReport) -> None:
+        if report.when == "call" or (report.failed and "claims" in report.keywords):
+            record = record_from_report(report)
+            if record is not None:
+                self.records.append(record)
+
+    def write_report(self) -> None:
+        """The same code path as `lmc-claims report`: records are rebuilt from the netCDF files just
+        written; the run adds what only it knows (node ids, notes, durations, crashed tests)."""
+        if self.is_worker or not self.records:
+            return
+        from .report import write_report
+        from .results import git_commit
+
+        try:
+            self.report = write_report(self.report_dir, self.records,
+                                       {"scale": self.scale_name, "device": self.device_label or self.device_name,
+                                        "git_commit": git_commit()})
+        except LmcClaimsError as e:
+            self.error = str(e)
+
+    def deselect(self, items: list[pytest.Item]) -> list[pytest.Item]:
+        """The claim tests --claims-id leaves out (every other test stays)."""
+        if not self.claim_ids:
+            return []
+        wanted = set(self.claim_ids)
+        return [i for i in items if "claims" in i.keywords and not claim_ids_of(i) & wanted]
+
+
+def record_from_report(report: pytest.TestReport) -> dict | None:
+    for name, value in report.user_properties:
+        if name == RESULT_PROPERTY:
+            record = json.loads(value)
+            record["duration_s"] = round(report.duration, 3)
+            return record
+    if report.failed and "claims" in report.keywords:
+        # Crashed before judging: still listed, so a broken claim cannot vanish from the report.
+        return {
+            "nodeid": report.nodeid, "id": report.nodeid.split("::")[-1].split("[")[0], "params": {},
+            "verdict": "error", "message": report.longreprtext[-2000:], "judgements": [], "n_seeds": 0,
+        }
+    return None
+
+
+def claim_ids_of(item: pytest.Item) -> set[str]:
+    """The claim a test verifies: its module's CLAIM, or a `claim` parameter."""
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if "claim" in params:
+        return {params["claim"]}
+    module_claim = getattr(getattr(item, "module", None), "CLAIM", None)
+    return {module_claim} if module_claim else set()
+
+
+# -- judging one claim test --------------------------------------------------------------
+
+def _safe_name(nodeid: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::", 1)[-1]).strip("_")
+
+
+def node_params(node: pytest.Item) -> dict:
+    """The test's parametrisation as flat parameters (arch, dataset, width, ...)."""
+    params = dict(getattr(getattr(node, "callspec", None), "params", {}))
+    if "setting" in params:
+        params = dict(zip(("arch", "dataset", "width"), params.pop("setting")), **params)
+    for run_param in ("width_run", "two_layer_run"):
+        if run_param in params:
+            params = dict(zip(("arch", "dataset"), params.pop(run_param)), **params)
+    return params
+
+
+def verify(session: ClaimsSession, lab, node: pytest.Item, claim_id: str, ds, *, config: dict, seeds,
+           notes: tuple[str, ...] = ()):
+    """Judge the claim from the dataset's per-sample statistics, write the netCDF (always),
+    record the result, then fail (fail), skip (inconclusive) or return the judgements (pass)."""
+    from .catalogue import get_claim
+    from .judging import FAIL, INCONCLUSIVE, judge, overall
+    from .results import attach_verdict, provenance, write_netcdf
+
+    claim = get_claim(claim_id)
+    judgements = [judge(c, ds[c.statistic].values, claim.min_seeds) for c in claim.criteria]
+    verdict = overall(judgements)
+    params = node_params(node)
+    prov = provenance(str(lab.device), {"scale": lab.scale.name, "params": params, **config}, seeds)
+    ds = attach_verdict(ds, claim, judgements, verdict, prov)
+    path = write_netcdf(ds, session.report_dir / "data" / f"{_safe_name(node.nodeid)}.nc")
+    record = {
+        "nodeid": node.nodeid,
+        "id": claim.id,
+        "paper": claim.paper,
+        "section": claim.section,
+        "statement": claim.statement,
+        "metric": claim.metric,
+        "paper_figure": claim.paper_figure,
+        "params": params,
+        "verdict": verdict,
+        "value": judgements[0].mean,
+        "criterion": "; ".join(j.criterion.text() for j in judgements),
+        "n_seeds": min(j.n for j in judgements),
+        "judgements": [j.as_dict() for j in judgements],
+        "notes": list(notes),
+        "data_file": str(path.relative_to(session.report_dir)),
+    }
+    node.user_properties.append((RESULT_PROPERTY, json.dumps(record, default=float)))
+    detail = "; ".join(
+        f"{j.criterion.text()}: mean {j.mean:.4g} ± {j.std:.2g} (n={j.n}), bounds ({j.lower:.4g}, {j.upper:.4g}) -> {j.verdict}"
+        for j in judgements
+    )
+    if verdict == FAIL:
+        pytest.fail(f"claim {claim.id} does not hold here: {detail}", pytrace=False)
+    if verdict == INCONCLUSIVE:
+        pytest.skip(f"claim {claim.id} inconclusive: {detail}")
+    return judgements
+
+
+# -- parametrisation from the scale ---------------------------------------------------------
+
+def _skip_marks(reason: str | None) -> list:
+    """A dataset whose files are absent skips its claim tests, saying where to put which files."""
+    return [pytest.mark.skip(reason=reason)] if reason else []
+
+
+def parametrize(metafunc: pytest.Metafunc, scale) -> None:
+    """Claim tests asking for `setting` run once per architecture x dataset x width of the
+    scale; `n_models` (merge size) adds each run's merge sizes; `width_run` once per
+    architecture x dataset with several widths; `two_layer_run` once, on the scale's
+    two-layer family (`scales.two_layer_family`)."""
+    from .data import availability
+    from .scales import two_layer_family
+
+    if "two_layer_run" in metafunc.fixturenames:
+        # Claims about two-layer nets run on the scale's own two-layer family (its extra runs),
+        # whatever architectures are being verified.
+        base, _ = two_layer_family(scale)
+        metafunc.parametrize("two_layer_run", [pytest.param(
+            (base.arch, base.dataset), id=f"{base.arch}-{base.dataset}", marks=_skip_marks(availability(base.dataset)))])
+        return
+    missing = {d: availability(d) for d in {r.dataset for r in scale.runs}}
+    if "width_run" in metafunc.fixturenames:
+        # Claims across widths: one test per architecture x dataset with at least two widths.
+        metafunc.parametrize("width_run", [
+            pytest.param((r.arch, r.dataset), id=f"{r.arch}-{r.dataset}", marks=_skip_marks(missing[r.dataset]))
+            for r in scale.runs if len(r.widths) >= 2])
+        return
+    params = []
+    for r in scale.runs:
+        marks = _skip_marks(missing[r.dataset])
+        for w in r.widths:
+            sizes = r.merge_sizes if "n_models" in metafunc.fixturenames else (None,)
+            for n in sizes:
+                values = ((r.arch, r.dataset, w),) if n is None else ((r.arch, r.dataset, w), n)
+                ident = f"{r.arch}-{r.dataset}-w{w}" + ("" if n is None else f"-N{n}")
+                params.append(pytest.param(*values, id=ident, marks=marks))
+    names = "setting" if "n_models" not in metafunc.fixturenames else ("setting", "n_models")
+    metafunc.parametrize(names, params)
