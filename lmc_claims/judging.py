@@ -1,14 +1,15 @@
 """Claim declarations and how a verdict is judged from per-seed measurements.
 
-A claim = a statement, a metric, criteria (each with the source of its number),
-and a minimum number of seeds. Judging is separate from measuring and has three
-outcomes: pass, fail, inconclusive (asv-style).
+A claim = a statement, a metric, criteria (each with the source of its number), the regime
+its paper states (architecture family, minimum width, training), the data split that decides
+it, the figures the paper publishes, and a minimum number of independent samples. Judging is
+separate from measuring and has three outcomes: pass, fail, inconclusive (asv-style).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 from scipy import stats
@@ -31,6 +32,48 @@ class Criterion:
 
 
 @dataclass(frozen=True)
+class Regime:
+    """The setting a paper states a claim for, fixed before measuring and never moved to make a
+    claim pass. A claim test outside it is still measured and shown, apart from the headline."""
+
+    text: str  # the paper's setting in words, e.g. "MLP 784-512-512-512-10 on MNIST, Adam"
+    source: str  # where the paper states it, with its tag: [paper], [code] or [secondary]
+    min_width: dict[str, int] = field(default_factory=dict)  # architecture family -> smallest width; {} = any
+    optimizer: str = ""  # the training optimizer the statement is about ("sgd"), "" = any
+    training: str = ""  # the paper's training length, stated beside ours (not a gate: CPU runs are shorter)
+
+    def check(self, arch: str, width: int | None, optimizer: str) -> str:
+        """Why a setting is outside the regime, or "" when it is inside."""
+        family = arch.split("@", 1)[0]
+        if self.min_width and family not in self.min_width:
+            return f"{family} is not an architecture the paper states this for ({', '.join(self.min_width)})"
+        if width is not None and self.min_width and width < self.min_width[family]:
+            return f"width {width} is below the paper's {self.min_width[family]} for {family}"
+        if self.optimizer and optimizer != self.optimizer:
+            return f"trained with {optimizer}, the paper's statement is about {self.optimizer}"
+        return ""
+
+
+ANY_REGIME = Regime("no regime stated", "[not found]")
+
+
+@dataclass(frozen=True)
+class Published:
+    """A figure the paper (or its code) publishes, beside which ours is shown."""
+
+    text: str  # the figure in words, e.g. "r = 0.80-0.94 (Table 1)"
+    tag: str  # "paper", "code", "secondary" (../shared/PUBLISHED.md's tags)
+    statistic: str = ""  # our variable it is compared with; "" when nothing we measure is comparable
+    low: float = -math.inf  # our mean agrees when it lies in [low, high]
+    high: float = math.inf
+
+    def agrees(self, mean: float | None) -> bool | None:
+        if not self.statistic or mean is None or not math.isfinite(mean):
+            return None
+        return self.low <= mean <= self.high
+
+
+@dataclass(frozen=True)
 class Claim:
     id: str
     paper: str
@@ -40,6 +83,11 @@ class Claim:
     criteria: tuple[Criterion, ...]
     min_seeds: int = 3
     paper_figure: str = ""  # what the paper itself reports, shown beside our figure
+    regime: Regime = ANY_REGIME
+    split: str = ""  # "train" or "test": the split whose loss decides; "" when no loss decides
+    split_source: str = ""  # why that split
+    published: tuple[Published, ...] = ()
+    headline: bool = False  # one of the claims the summary leads with
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -71,11 +119,9 @@ def judge(criterion: Criterion, values, min_seeds: int) -> Judgement:
     the bound on the other side already violates it, inconclusive otherwise (or too few seeds)."""
     v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v)]
-    n = len(v)
+    mean, std, n = summarise(v)
     if n == 0:
         return Judgement(criterion, 0, math.nan, math.nan, math.nan, math.nan, INCONCLUSIVE)
-    mean = float(v.mean())
-    std = float(v.std(ddof=1)) if n > 1 else 0.0
     if criterion.exact:
         lower, upper = float(v.min()), float(v.max())
         worst = upper if criterion.op.startswith("<") else lower
@@ -102,3 +148,21 @@ def overall(judgements: list[Judgement]) -> str:
     if all(v == PASS for v in verdicts):
         return PASS
     return INCONCLUSIVE
+
+
+def summarise(values) -> tuple[float, float, int]:
+    """Mean, standard deviation (ddof 1) and count of the finite values."""
+    v = np.asarray(values, dtype=float).ravel()
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return math.nan, math.nan, 0
+    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0, len(v)
+
+
+def compare_published(published: Published, values) -> dict:
+    """A published figure beside ours: our mean, spread and n of its statistic, and whether they agree."""
+    mean, std, n = summarise(values) if published.statistic else (math.nan, math.nan, 0)
+    agrees = published.agrees(mean if n else None)
+    finite = lambda x: x if math.isfinite(x) else None
+    return {"text": published.text, "tag": published.tag, "statistic": published.statistic,
+            "mean": finite(mean), "std": finite(std), "n": n, "agrees": agrees}

@@ -70,8 +70,24 @@ def provenance(device: str, config: dict, seeds) -> dict:
     }
 
 
-def attach_verdict(ds: xr.Dataset, claim: Claim, judgements: list[Judgement], verdict: str, prov: dict) -> xr.Dataset:
-    """Add the judgement as variables over a `criterion` dimension and the claim as attributes."""
+def claim_context(claim: Claim, regime_reason: str, published: list[dict]) -> dict:
+    """What a record says about the claim beyond its verdict: its regime and whether this setting is
+    inside it, the split that decides, the published figures beside ours, and the headline flag."""
+    return {
+        "regime": {"text": claim.regime.text, "source": claim.regime.source, "training": claim.regime.training},
+        "in_regime": not regime_reason,
+        "regime_reason": regime_reason,
+        "split": claim.split,
+        "split_source": claim.split_source,
+        "published": published,
+        "headline": claim.headline,
+    }
+
+
+def attach_verdict(ds: xr.Dataset, claim: Claim, judgements: list[Judgement], verdict: str, prov: dict,
+                   regime_reason: str = "", published: list[dict] | None = None) -> xr.Dataset:
+    """Add the judgement as variables over a `criterion` dimension and the claim as attributes
+    (with its regime, deciding split and published figures: a report rebuilt from the file has them)."""
     ds = ds.copy()
     crit = np.arange(len(judgements))
     code = lambda v: VERDICTS.index(v)
@@ -101,6 +117,7 @@ def attach_verdict(ds: xr.Dataset, claim: Claim, judgements: list[Judgement], ve
             "verdict": verdict,
             "source": "lmc-claims",
             "references": claim.paper,
+            "claim_context": claim_context(claim, regime_reason, published or []),
             **prov,
         }
     )

@@ -181,15 +181,18 @@ def verify(session: ClaimsSession, lab, node: pytest.Item, claim_id: str, ds, *,
     """Judge the claim from the dataset's per-sample statistics, write the netCDF (always),
     record the result, then fail (fail), skip (inconclusive) or return the judgements (pass)."""
     from .catalogue import get_claim
-    from .judging import FAIL, INCONCLUSIVE, judge, overall
-    from .results import attach_verdict, provenance, write_netcdf
+    from .judging import FAIL, INCONCLUSIVE, compare_published, judge, overall
+    from .results import attach_verdict, claim_context, provenance, write_netcdf
 
     claim = get_claim(claim_id)
     judgements = [judge(c, ds[c.statistic].values, claim.min_seeds) for c in claim.criteria]
     verdict = overall(judgements)
     params = node_params(node)
+    run = lab.scale.run(params["arch"], params["dataset"]) if "arch" in params else None
+    outside = claim.regime.check(params.get("arch", ""), params.get("width"), run.recipe.optimizer if run else "")
+    published = [compare_published(p, ds[p.statistic].values if p.statistic in ds else []) for p in claim.published]
     prov = provenance(str(lab.device), {"scale": lab.scale.name, "params": params, **config}, seeds)
-    ds = attach_verdict(ds, claim, judgements, verdict, prov)
+    ds = attach_verdict(ds, claim, judgements, verdict, prov, regime_reason=outside, published=published)
     path = write_netcdf(ds, session.report_dir / "data" / f"{_safe_name(node.nodeid)}.nc")
     record = {
         "nodeid": node.nodeid,
@@ -207,6 +210,7 @@ def verify(session: ClaimsSession, lab, node: pytest.Item, claim_id: str, ds, *,
         "judgements": [j.as_dict() for j in judgements],
         "notes": list(notes),
         "data_file": str(path.relative_to(session.report_dir)),
+        **claim_context(claim, outside, published),
     }
     node.user_properties.append((RESULT_PROPERTY, json.dumps(record, default=float)))
     detail = "; ".join(

@@ -112,6 +112,9 @@ def record_from_dataset(ds, data_file: str, run: dict | None = None) -> dict:
         "notes": list(notes) if isinstance(notes, list) else [notes] if notes else list(run.get("notes", [])),
         "data_file": data_file,
     }
+    # Regime, deciding split, published figures and the headline flag (session.verify wrote them).
+    context = _json_attr(attrs.get("claim_context"), {})
+    record.update(context if isinstance(context, dict) else {})
     if "duration_s" in run:
         record["duration_s"] = run["duration_s"]
     record["scale"] = config.get("scale", "") if isinstance(config, dict) else ""
