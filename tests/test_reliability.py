@@ -5,12 +5,13 @@ import io
 import json
 import os
 import pickle
+import queue
 import shlex
 import signal
 import subprocess
 import sys
 import textwrap
-import time
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -26,39 +27,126 @@ from lmc_claims.zoo import ZOO_VERSION, CorruptEntryWarning, Zoo
 ROOT = Path(__file__).resolve().parents[1]
 
 BUILDER = textwrap.dedent("""
-    import sys, time, torch
+    import signal, sys
+    import filelock
+    import torch
+
+    # Ctrl-C raises KeyboardInterrupt, as in a terminal, even if the test runner ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    class AnnouncedLock(filelock.FileLock):
+        # Says on stdout when another process holds the lock, then waits for it as usual.
+        def acquire(self, *args, **kwargs):
+            try:
+                return super().acquire(blocking=False)
+            except filelock.Timeout:
+                print("waiting", flush=True)
+                return super().acquire(*args, **kwargs)
+
+    filelock.FileLock = AnnouncedLock  # before lmc_claims.zoo imports it
     from lmc_claims.zoo import Zoo
+
     def build():
-        time.sleep(float(sys.argv[2]))
+        print("building", flush=True)
+        sys.stdin.readline()  # holds the lock until the test says go (closes stdin)
         return {"w": torch.arange(1000.0)}
+
     payload, built = Zoo(sys.argv[1]).fetch("model", {"seed": 0}, "cpu", build)
     print("built" if built else "loaded", float(payload["w"].sum()), flush=True)
 """)
 
+# Seconds a child may take to print its next line or to exit: importing torch on a loaded machine is slow.
+# Only a limit for a broken child; nothing waits for it to pass.
+CHILD_TIMEOUT = 300
 
-def start_builder(cache: Path, delay: float) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-c", BUILDER, str(cache), str(delay)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+
+class Builder:
+    """A BUILDER child process. Its stdout lines are collected as they come, so a test can wait for each."""
+
+    def __init__(self, cache: Path):
+        self.proc = subprocess.Popen([sys.executable, "-c", BUILDER, str(cache)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.stderr: list[str] = []
+        self.pumps = [threading.Thread(target=self._pump, args=(self.proc.stdout, self.lines.put, True), daemon=True),
+                      threading.Thread(target=self._pump, args=(self.proc.stderr, self.stderr.append, False), daemon=True)]
+        for pump in self.pumps:
+            pump.start()
+
+    @staticmethod
+    def _pump(stream, put, mark_end: bool) -> None:
+        for line in stream:
+            put(line)
+        if mark_end:
+            put(None)
+
+    def next_line(self) -> str:
+        """The child's next line on stdout; fails the test if none comes in time or the child exits first."""
+        try:
+            line = self.lines.get(timeout=CHILD_TIMEOUT)
+        except queue.Empty:
+            pytest.fail(f"the builder printed nothing within {CHILD_TIMEOUT} s; its stderr:\n{self.err()}")
+        if line is None:
+            pytest.fail(f"the builder exited ({self.wait()}) before printing its next line; its stderr:\n{self.err()}")
+        return line.strip()
+
+    def go(self) -> None:
+        """Lets build() return (now, or as soon as the child enters it)."""
+        self.proc.stdin.close()
+
+    def wait(self) -> int:
+        try:
+            return self.proc.wait(timeout=CHILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the builder did not exit within {CHILD_TIMEOUT} s; its stderr:\n{self.err()}")
+
+    def err(self) -> str:
+        return "".join(self.stderr)[-3000:]
+
+
+@pytest.fixture
+def spawn():
+    """Starts Builder children; any still running at the end of the test is killed."""
+    started: list[Builder] = []
+
+    def start(cache: Path) -> Builder:
+        started.append(Builder(cache))
+        return started[-1]
+
+    yield start
+    for b in started:
+        if b.proc.poll() is None:
+            b.proc.kill()
+        b.proc.wait()
+        for pump in b.pumps:  # they reach the end of the child's output once it is gone
+            pump.join(timeout=CHILD_TIMEOUT)
+        for stream in (b.proc.stdin, b.proc.stdout, b.proc.stderr):
+            stream.close()
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-def test_a_killed_build_leaves_no_entry_that_passes_for_complete(tmp_path, sig):
-    proc = start_builder(tmp_path, delay=30)
-    time.sleep(3)  # inside build(): the lock is held, nothing is written yet
-    proc.send_signal(sig)
-    proc.wait(timeout=30)
+def test_a_killed_build_leaves_no_entry_that_passes_for_complete(tmp_path, spawn, sig):
+    first = spawn(tmp_path)
+    assert first.next_line() == "building", first.err()  # inside build(): the lock is held, nothing is written yet
+    first.proc.send_signal(sig)
+    first.wait()
     zoo = Zoo(tmp_path)
     entry = zoo.entry_dir("model", zoo.key("model", {"seed": 0}, "cpu"))
     assert not (entry / "COMPLETE").exists()
-    # The next run takes the lock (released by the dead process) and builds the entry.
-    again = start_builder(tmp_path, delay=0)
-    out, err = again.communicate(timeout=60)
-    assert out.split()[0] == "built", err
+    # The next run takes the lock (released by the dead process: no waiting) and builds the entry.
+    again = spawn(tmp_path)
+    again.go()
+    assert again.next_line() == "building", again.err()
+    assert again.next_line().split()[0] == "built", again.err()
 
 
-def test_two_processes_asking_for_one_entry_build_it_once(tmp_path):
-    procs = [start_builder(tmp_path, delay=3) for _ in range(2)]
-    outs = [p.communicate(timeout=120)[0].split() for p in procs]
+def test_two_processes_asking_for_one_entry_build_it_once(tmp_path, spawn):
+    procs = [spawn(tmp_path) for _ in range(2)]
+    # They overlap: one holds the lock inside build() until told to go, the other waits for that lock.
+    assert sorted(p.next_line() for p in procs) == ["building", "waiting"], [p.err() for p in procs]
+    for p in procs:
+        p.go()
+    outs = [p.next_line().split() for p in procs]
     assert sorted(o[0] for o in outs) == ["built", "loaded"]
     assert outs[0][1] == outs[1][1]  # identical payloads
     assert len(Zoo(tmp_path).builds()) == 1
