@@ -5,9 +5,12 @@ matching and activation matching remove.
 Statement: the loss along the straight line between two independently trained MLPs rises
 well above the endpoints (a large barrier); after permuting one of them by weight matching
 (or by activation matching) the barrier is near zero.
-Metric: test loss barrier B = max_lam [L(theta(lam)) - ((1 - lam) L(A) + lam L(B'))] on 25
-points (Entezari et al. 2022 / Git Re-Basin), naive, after WM and after AM; train curves
-stored too. BatchNorm statistics are reset on training data at each point.
+Metric: training loss barrier B = max_lam [L(theta(lam)) - ((1 - lam) L(A) + lam L(B'))] on 25
+points (Git Re-Basin Def. 2.2, Entezari et al. 2022 Eq. 1: training loss), naive, after WM and
+after AM (Git Re-Basin's AM: correlations of post-activation features over training data); the
+test split and the signed midpoint excess L(1/2) - (L(A) + L(B')) / 2 (not clipped at 0) are
+stored beside. BatchNorm statistics are reset on training data at each point.
+Regime (PUBLISHED.md): the MNIST MLP 3x512; ResNet20 only from 32x width (Figure 4).
 Criteria (ours; the paper gives no tolerance): naive barrier >= 0.3 nats and matched barrier
 <= 0.05 nats, one-sided 95% t-bounds over independent pairs.
 """

@@ -47,7 +47,7 @@ def cmd_list(args) -> int:
     print("Scales (--claims-scale):")
     for s in cat["scales"]:
         runs = "; ".join(f"{r['arch']} on {r['dataset']} widths {tuple(r['widths'])} {r['recipe']['epochs']} epochs" for r in s["runs"])
-        print(f"  {s['name']:<28} {runs}; {s['n_pairs']} pairs, {s['merge_sets']} merge sets")
+        print(f"  {s['name']:<28} {runs}; {s['n_pairs']} pairs, {3 * s['n_pairs']} models per setting")
     return 0
 
 

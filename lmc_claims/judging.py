@@ -26,6 +26,9 @@ class Criterion:
     threshold: float
     source: str  # where the threshold comes from: the paper, ../CLAIMS.md, or "ours"
     exact: bool = False  # exact maths: judged on the worst seed, without statistics
+    # A condition for the comparison to mean anything (e.g. STE left its starting point): when it
+    # does not pass, the claim is inconclusive, whatever the other criteria say.
+    precondition: bool = False
 
     def text(self) -> str:
         return f"{self.statistic} {self.op} {self.threshold:g}"
@@ -142,6 +145,8 @@ def judge(criterion: Criterion, values, min_seeds: int) -> Judgement:
 
 
 def overall(judgements: list[Judgement]) -> str:
+    if any(j.criterion.precondition and j.verdict != PASS for j in judgements):
+        return INCONCLUSIVE
     verdicts = [j.verdict for j in judgements]
     if FAIL in verdicts:
         return FAIL

@@ -13,7 +13,7 @@ import functools
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Callable, Sequence
 
 import torch
@@ -21,7 +21,7 @@ from torch import nn
 
 from .data import TensorData, load_dataset
 from .matching.activation import activation_matching
-from .matching.ste import ste_matching
+from .matching.ste import SteRecipe, ste_matching
 from .matching.weight import weight_matching
 from .metrics.interpolation import has_batchnorm
 from .models.registry import get_architecture
@@ -34,7 +34,11 @@ from .training import TrainConfig, concurrent_safe, concurrently, make_model, tr
 from .zoo import Zoo
 
 Pair = tuple[int, int]  # (seed of model A, seed of model B): B is permuted onto A
-SEARCHES = ("wm", "am", "ste")  # permutation searches; "naive" means B as trained
+# Permutation searches ("naive" means B as trained): weight matching, activation matching, and
+# the straight-through estimator under Ito et al.'s recipe ("ste", the one their claims are judged
+# with) and under Git Re-Basin's Algorithm 2 ("ste-gr", supporting data).
+SEARCHES = ("wm", "am", "ste", "ste-gr")
+PERM = "perm/"  # prefix of the permutations in a search's cache payload; the rest is diagnostics
 
 
 @dataclass
@@ -95,7 +99,11 @@ class Setting:
 
     def match(self, method: str, a: int, b: int) -> Perms:
         """Permutation of model b onto model a found by `method` (one of SEARCHES)."""
-        return self.lab.match(self, method, a, b)
+        return self.lab.search(self, method, a, b)[0]
+
+    def diagnostics(self, method: str, a: int, b: int) -> dict[str, torch.Tensor]:
+        """What the search recorded besides its permutation (STE: loss curve, drift, steps)."""
+        return self.lab.search(self, method, a, b)[1]
 
     def permuted(self, method: str, a: int, b: int) -> Params:
         """Model b as trained ("naive") or permuted onto model a by `method`."""
@@ -177,33 +185,47 @@ class Lab:
         return self.zoo.fetch("model", {"train": cfg.as_dict(), "data": data.fingerprint()}, self.device.type, build)[0]
 
     # -- permutation searches -------------------------------------------------
-    def match(self, setting: Setting, method: str, seed_a: int, seed_b: int) -> Perms:
+    def search(self, setting: Setting, method: str, seed_a: int, seed_b: int) -> tuple[Perms, dict]:
+        """(permutation of model seed_b onto model seed_a, the search's diagnostics)."""
         if method not in SEARCHES:
             raise ValueError(f"unknown matching method {method!r}; expected one of {SEARCHES}")
-        return self.memo(("match", method, *setting.key, seed_a, seed_b),
-                         lambda: self._fetch_match(setting, method, seed_a, seed_b))
+        return self.memo(("search", method, *setting.key, seed_a, seed_b),
+                         lambda: self._fetch_search(setting, method, seed_a, seed_b))
 
-    def _fetch_match(self, s: Setting, method: str, seed_a: int, seed_b: int) -> Perms:
+    def ste_recipe(self, method: str, seed_a: int, seed_b: int) -> SteRecipe:
+        recipe = self.scale.ste if method == "ste" else self.scale.ste_gr
+        return replace(recipe, seed=sub_seed(method, seed_a, seed_b))
+
+    def _fetch_search(self, s: Setting, method: str, seed_a: int, seed_b: int) -> tuple[Perms, dict]:
         a, b = s.model(seed_a), s.model(seed_b)
+        ste = method.startswith("ste")
         cfg = {
             "method": method,
             "a": s.train_config(seed_a).as_dict(),
             "b": s.train_config(seed_b).as_dict(),
             "data": s.data.fingerprint(),
-            "ste": asdict(self.scale.ste) if method == "ste" else None,
+            "ste": asdict(self.ste_recipe(method, seed_a, seed_b)) if ste else None,
             "am_examples": s.run.n_eval_train if method == "am" else None,
         }
 
         def build():
             t0 = time.perf_counter()
+            extra = {}
             if method == "wm":
                 res = weight_matching(s.spec, a, b, seed=sub_seed("wm", seed_a, seed_b))
             elif method == "am":
                 res = activation_matching(s.spec, s.template, a, b, s.eval_sets["train"][0])
             else:
-                res = ste_matching(s.spec, s.template, a, b, s.data.x_train, s.data.y_train, self.scale.ste)
-            self.progress(f"{method} matching {s.label} seeds {seed_b}->{seed_a}: {time.perf_counter() - t0:.1f} s")
-            return {p: v.cpu() for p, v in res.perms.items()}
+                res = ste_matching(s.spec, s.template, a, b, s.data.x_train, s.data.y_train,
+                                   self.ste_recipe(method, seed_a, seed_b))
+                extra = {"loss_curve": torch.tensor(res.loss_curve, dtype=torch.float64),
+                         "drift_curve": torch.tensor(res.drift_curve, dtype=torch.float64),
+                         "drift": torch.tensor(res.drift, dtype=torch.float64),
+                         "best_step": torch.tensor(res.best_step), "n_steps": torch.tensor(res.n_steps)}
+            done = f", drift {res.drift:.3g}, {res.n_steps} steps" if ste else ""
+            self.progress(f"{method} matching {s.label} seeds {seed_b}->{seed_a}: {time.perf_counter() - t0:.1f} s{done}")
+            return {**{PERM + p: v.cpu() for p, v in res.perms.items()}, **extra}
 
-        perms, _ = self.zoo.fetch("match", cfg, self.device.type, build)
-        return {p: v.to(self.device) for p, v in perms.items()}
+        payload, _ = self.zoo.fetch("match", cfg, self.device.type, build)
+        perms = {k[len(PERM):]: v.to(self.device) for k, v in payload.items() if k.startswith(PERM)}
+        return perms, {k: v for k, v in payload.items() if not k.startswith(PERM)}

@@ -11,7 +11,7 @@ import argparse
 import pytest
 
 from .errors import LmcClaimsError
-from .session import ClaimsSession, claims_selected, parametrize  # noqa: F401  (claims_selected: for conftests)
+from .session import CLAIM_PROPERTY, ClaimsSession, claim_ids_of, claims_selected, parametrize  # noqa: F401
 from .session import verify as verify_and_record
 
 _KEY = pytest.StashKey[ClaimsSession]()
@@ -82,7 +82,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if {"setting", "width_run", "two_layer_run"} & set(metafunc.fixturenames):
+    if {"setting", "width_run", "two_layer_run", "dimension_family"} & set(metafunc.fixturenames):
         parametrize(metafunc, metafunc.config.stash[_KEY].scale())
 
 
@@ -132,6 +132,9 @@ def _terminal_writer(config: pytest.Config):
 def verify(request, claims_session, claims_lab):
     """verify(claim_id, dataset, config=..., seeds=..., notes=...): judge, write the netCDF, record,
     then fail / skip (inconclusive) / return the judgements; see `session.verify`."""
+    claims = sorted(claim_ids_of(request.node))
+    if len(claims) == 1:
+        request.node.user_properties.append((CLAIM_PROPERTY, claims[0]))
     return lambda claim_id, ds, **kw: verify_and_record(claims_session, claims_lab, request.node, claim_id, ds, **kw)
 
 

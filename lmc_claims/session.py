@@ -18,6 +18,7 @@ import pytest
 from .errors import LmcClaimsError, ensure_writable_dir
 
 RESULT_PROPERTY = "lmc_claims_result"
+CLAIM_PROPERTY = "lmc_claims_claim"  # the claim a test verifies, so that a crash is filed under it
 
 
 def claims_selected(config: pytest.Config) -> bool:
@@ -143,8 +144,9 @@ def record_from_report(report: pytest.TestReport) -> dict | None:
             return record
     if report.failed and "claims" in report.keywords:
         # Crashed before judging: still listed, so a broken claim cannot vanish from the report.
+        claim = dict(report.user_properties).get(CLAIM_PROPERTY) or report.nodeid.split("::")[-1].split("[")[0]
         return {
-            "nodeid": report.nodeid, "id": report.nodeid.split("::")[-1].split("[")[0], "params": {},
+            "nodeid": report.nodeid, "id": claim, "params": {},
             "verdict": "error", "message": report.longreprtext[-2000:], "judgements": [], "n_seeds": 0,
         }
     return None
@@ -173,6 +175,8 @@ def node_params(node: pytest.Item) -> dict:
     for run_param in ("width_run", "two_layer_run"):
         if run_param in params:
             params = dict(zip(("arch", "dataset"), params.pop(run_param)), **params)
+    if "dimension_family" in params:
+        params = dict(zip(("variation", "arch", "dataset"), params.pop("dimension_family")), **params)
     return params
 
 
@@ -233,12 +237,20 @@ def _skip_marks(reason: str | None) -> list:
 
 def parametrize(metafunc: pytest.Metafunc, scale) -> None:
     """Claim tests asking for `setting` run once per architecture x dataset x width of the
-    scale; `n_models` (merge size) adds each run's merge sizes; `width_run` once per
-    architecture x dataset with several widths; `two_layer_run` once, on the scale's
-    two-layer family (`scales.two_layer_family`)."""
+    scale; `width_run` once per architecture x dataset with several widths; `two_layer_run` once,
+    on the scale's two-layer family (`scales.two_layer_family`); `dimension_family` once per way
+    the dimension claim varies the neurons' dimension."""
     from .data import availability
-    from .scales import two_layer_family
+    from .scales import figure2_family, two_layer_family
 
+    if "dimension_family" in metafunc.fixturenames:
+        # The dimension claim as the paper's Figure 2 (learning rates of a 3 x 512 MLP), and beyond
+        # the paper across input dimensions of two-layer nets; each named by its first run.
+        families = {"lr": figure2_family(scale)[0], "input_dim": two_layer_family(scale)[0]}
+        metafunc.parametrize("dimension_family", [pytest.param(
+            (variation, r.arch, r.dataset), id=f"{variation}-{r.arch}-{r.dataset}", marks=_skip_marks(availability(r.dataset)))
+            for variation, r in families.items()])
+        return
     if "two_layer_run" in metafunc.fixturenames:
         # Claims about two-layer nets run on the scale's own two-layer family (its extra runs),
         # whatever architectures are being verified.
@@ -253,14 +265,6 @@ def parametrize(metafunc: pytest.Metafunc, scale) -> None:
             pytest.param((r.arch, r.dataset), id=f"{r.arch}-{r.dataset}", marks=_skip_marks(missing[r.dataset]))
             for r in scale.runs if len(r.widths) >= 2])
         return
-    params = []
-    for r in scale.runs:
-        marks = _skip_marks(missing[r.dataset])
-        for w in r.widths:
-            sizes = r.merge_sizes if "n_models" in metafunc.fixturenames else (None,)
-            for n in sizes:
-                values = ((r.arch, r.dataset, w),) if n is None else ((r.arch, r.dataset, w), n)
-                ident = f"{r.arch}-{r.dataset}-w{w}" + ("" if n is None else f"-N{n}")
-                params.append(pytest.param(*values, id=ident, marks=marks))
-    names = "setting" if "n_models" not in metafunc.fixturenames else ("setting", "n_models")
-    metafunc.parametrize(names, params)
+    metafunc.parametrize("setting", [
+        pytest.param((r.arch, r.dataset, w), id=f"{r.arch}-{r.dataset}-w{w}", marks=_skip_marks(missing[r.dataset]))
+        for r in scale.runs for w in r.widths])

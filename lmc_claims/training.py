@@ -29,7 +29,11 @@ class Recipe:
     lr: float = 1e-3  # Adam, as Git Re-Basin's MLP experiments
     weight_decay: float = 0.0
     n_train: int | None = None  # first n training examples; None = all
-    optimizer: str = "adam"  # "adam", or "sgd": plain SGD without momentum (mean-field theory's setting)
+    optimizer: str = "adam"  # "adam", or "sgd" (plain SGD unless momentum is set: mean-field theory's setting)
+    momentum: float = 0.0  # SGD only
+    # Linear warm-up from 1e-6 over this many steps before the cosine decay (Ferbach et al.'s Figure 2
+    # protocol: 10 steps); 0 = none.
+    warmup_steps: int = 0
 
 
 @dataclass(frozen=True)
@@ -44,10 +48,10 @@ class TrainConfig:
         """The cache key's training part: one flat dict of the model and its recipe."""
         d = {k: v for k, v in asdict(self).items() if k != "recipe"}
         d.update(asdict(self.recipe))
-        # Leaving the default optimizer out keeps the keys of every model trained before the
-        # field existed (all Adam) valid.
-        if d["optimizer"] == "adam":
-            del d["optimizer"]
+        # Fields at their defaults are left out: keys of models trained before a field existed stay valid.
+        for name, default in (("optimizer", "adam"), ("momentum", 0.0), ("warmup_steps", 0)):
+            if d[name] == default:
+                del d[name]
         return d
 
     def label(self) -> str:
@@ -71,7 +75,8 @@ def make_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     if recipe.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True)
     if recipe.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True)
+        return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                               weight_decay=recipe.weight_decay, fused=True)
     raise ValueError(f"unknown optimizer {recipe.optimizer!r}; expected one of {OPTIMIZERS}")
 
 
@@ -129,6 +134,19 @@ def train_many(configs: list[TrainConfig], data: TensorData, device: torch.devic
     return concurrently([functools.partial(train, c, data, device, progress) for c in configs], device, workers)
 
 
+WARMUP_START = 1e-6  # Ferbach et al.'s warm-up starts at this learning rate (PUBLISHED.md, Figure 2 protocol)
+
+
+def lr_factor(recipe: Recipe, total: int, step: int) -> float:
+    """The learning rate at `step` as a factor of recipe.lr: an optional linear warm-up from
+    WARMUP_START, then cosine decay to zero, which ends in a well-settled minimum (LMC results assume one)."""
+    if step < recipe.warmup_steps:
+        start = min(1.0, WARMUP_START / recipe.lr) if recipe.lr > 0 else 1.0
+        return start + (1.0 - start) * step / recipe.warmup_steps
+    rest = max(1, total - recipe.warmup_steps)
+    return 0.5 * (1 + math.cos(math.pi * min(step - recipe.warmup_steps, rest) / rest))
+
+
 def _init(config: TrainConfig, data: TensorData, device: torch.device) -> nn.Module:
     with _INIT_LOCK:
         torch.manual_seed(config.seed)
@@ -144,8 +162,7 @@ def _fit(config: TrainConfig, model: nn.Module, data: TensorData, device: torch.
     opt = make_optimizer(recipe, model)
     steps_per_epoch = math.ceil(len(x) / recipe.batch_size)
     total = steps_per_epoch * recipe.epochs
-    # Cosine decay to zero: ends in a well-settled minimum, which LMC results assume.
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, functools.partial(lr_factor, recipe, total))
     model.train()
     for epoch in range(recipe.epochs):
         idx = torch.randperm(len(x), generator=order).to(device)

@@ -117,15 +117,17 @@ def test_every_scale_has_a_two_layer_family_to_fit(name):
 
 
 @pytest.mark.parametrize("name", sorted(SCALES))
-def test_every_scale_has_a_learning_rate_family(name):
-    base, _ = scales.two_layer_family(SCALES[name])
-    runs = scales.two_layer_lr_family(SCALES[name])
+def test_every_scale_has_a_figure2_learning_rate_family(name):
+    runs = scales.figure2_family(SCALES[name])
     lrs = [r.recipe.lr for r in runs]
-    assert base in runs and len(set(lrs)) == len(lrs) >= 3 and lrs == sorted(lrs)
-    assert {r.dataset for r in runs} == {base.dataset} and len(ferbach2024.shared_widths(runs)) >= statistics.MIN_FIT_POINTS
+    assert len(set(lrs)) == len(lrs) >= 3 and lrs == sorted(lrs)
+    assert len({r.dataset for r in runs}) == 1 and len(ferbach2024.shared_widths(runs)) >= 1
+    assert all(r.recipe.optimizer == "sgd" and r.recipe.momentum == 0.9 and r.recipe.batch_size == 500 for r in runs)
     # A tagged run name builds the architecture before the tag.
-    assert all(get_architecture(r.arch) is get_architecture(scales.TWO_LAYER_ARCH) for r in runs)
+    assert all(get_architecture(r.arch) is get_architecture("mlp") for r in runs)
     assert [ferbach2024.setting_label(r, "lr") for r in runs] == [f"lr={lr:g}" for lr in lrs]
+    if name != "smoke":  # the paper's six learning rates, 1e-4 to 1e-1
+        assert len(lrs) == 6 and lrs[0] == pytest.approx(1e-4) and lrs[-1] == pytest.approx(1e-1)
 
 
 def test_sgd_option_keeps_adam_configs_and_their_cache_keys():

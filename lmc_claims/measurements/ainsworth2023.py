@@ -10,14 +10,11 @@ from typing import Sequence
 import xarray as xr
 
 from ..lab import Pair, Setting
-from .shared import barrier_of, interpolation, width_sweep
+from .shared import interpolation, width_sweep, with_barriers
 
 __all__ = ["barriers", "width_sweep"]
 
 
 def barriers(s: Setting, pairs: Sequence[Pair], search: str) -> xr.Dataset:
-    """The paths A -> B and A -> pi(B) for `search`, with both test loss barriers per pair."""
-    ds = interpolation(s, pairs, ("naive", search))
-    ds["naive_barrier"] = barrier_of(ds, "naive")
-    ds[f"{search}_barrier"] = barrier_of(ds, search)
-    return ds
+    """The paths A -> B and A -> pi(B) for `search`, with both barriers per pair on both splits."""
+    return with_barriers(interpolation(s, pairs, ("naive", search)), ("naive", search))

@@ -23,7 +23,7 @@ from ..metrics.statistics import spearman
 from ..permutation.apply import apply_permutation
 from ..scales import FRACTIONS
 from ..seeds import generator
-from .shared import interpolation, pair_coords
+from .shared import SPLITS, interpolation, pair_coords
 
 SEARCHES = ("naive", "wm")  # unaligned vs weight-matched B: the same c is applied to both
 ENDPOINTS = ("A", "B")
@@ -180,7 +180,21 @@ def robustness_statistics(ds: xr.Dataset) -> xr.Dataset:
     ds["loss_rank_correlation"] = xr.DataArray(
         [spearman(ds.fraction.values, row) for row in ds.perturbed_loss.mean("sample").values], dims="pair",
         attrs={"long_name": "Spearman correlation between the broken fraction and the mean test loss", "units": "1"})
+    ds["steepest_relative_rise"] = xr.DataArray(
+        [steepest_relative_rise(ds.fraction.values, row) for row in excess.values], dims="pair",
+        attrs={"long_name": "largest rise of the excess loss between adjacent fractions, per unit of f, over its "
+                            "average rise E(1) - E(0) over [0, 1] (1: linear; large: a cliff)", "units": "1"})
     return ds
+
+
+def steepest_relative_rise(fractions, excess) -> float:
+    """max over adjacent fractions of (E(f_i+1) - E(f_i)) / (f_i+1 - f_i), divided by (E(f_max) - E(f_min))
+    / (f_max - f_min); NaN when the excess does not rise overall (nothing to degrade)."""
+    f, e = np.asarray(fractions, float), np.asarray(excess, float)
+    total = (e[-1] - e[0]) / (f[-1] - f[0])
+    if not np.isfinite(total) or total <= 0:
+        return float("nan")
+    return float(np.max(np.diff(e) / np.diff(f)) / total)
 
 
 def third_model(pairs: Sequence[Pair], index: int) -> int:
@@ -199,33 +213,36 @@ def transitivity(s: Setting, pairs: Sequence[Pair]) -> xr.Dataset:
 
 
 def _transitivity(s: Setting, pairs: Sequence[Pair]) -> xr.Dataset:
-    direct = interpolation(s, pairs).sel(split=["test"])[["loss", "accuracy"]]
-    x, y = s.eval_sets["test"]
-    loss, acc, third = np.zeros((len(pairs), len(DEFAULT_LAMBDAS))), np.zeros((len(pairs), len(DEFAULT_LAMBDAS))), []
+    direct = interpolation(s, pairs)[["loss", "accuracy"]]
+    shape = (len(pairs), 1, len(SPLITS), len(DEFAULT_LAMBDAS))
+    loss, acc, third = np.zeros(shape), np.zeros(shape), []
     for i, (sa, sb) in enumerate(pairs):
         c = third_model(pairs, i)
         third.append(c)
-        curve = interpolation_curve(s.template, s.permuted("wm", c, sa), s.permuted("wm", c, sb), x, y, DEFAULT_LAMBDAS,
-                                    bn_data=s.bn_data)
-        loss[i], acc[i] = curve.loss, curve.accuracy
+        pi_a, pi_b = s.permuted("wm", c, sa), s.permuted("wm", c, sb)
+        for k, split in enumerate(SPLITS):
+            curve = interpolation_curve(s.template, pi_a, pi_b, *s.eval_sets[split], DEFAULT_LAMBDAS, bn_data=s.bn_data)
+            loss[i, 0, k], acc[i, 0, k] = curve.loss, curve.accuracy
     dims = ("pair", "search", "split", "lam")
     trans = xr.Dataset(
-        {"loss": (dims, loss[:, None, None, :]), "accuracy": (dims, acc[:, None, None, :])},
-        coords={"pair": pair_coords(pairs), "search": ["transitive"], "split": ["test"], "lam": DEFAULT_LAMBDAS},
+        {"loss": (dims, loss), "accuracy": (dims, acc)},
+        coords={"pair": pair_coords(pairs), "search": ["transitive"], "split": list(SPLITS), "lam": DEFAULT_LAMBDAS},
     )
     ds = xr.concat([direct, trans], dim="search")
-    ds["loss"].attrs.update(long_name="test cross-entropy along the path (transitive: pi_A(A) to pi_B(B))", units="nats")
-    ds["accuracy"].attrs.update(long_name="test accuracy along the path", units="1")
+    ds["loss"].attrs.update(long_name="cross-entropy along the path (transitive: pi_A(A) to pi_B(B))", units="nats")
+    ds["accuracy"].attrs.update(long_name="accuracy along the path", units="1")
     ds["third_model"] = ("pair", np.array(third), {"long_name": "seed of the common model C both are matched onto"})
-    ds.attrs.update(batchnorm_reset=int(s.bn_data is not None), n_test_eval=len(y))
+    ds.attrs.update(batchnorm_reset=int(s.bn_data is not None), n_test_eval=len(s.eval_sets["test"][1]),
+                    n_train_eval=len(s.eval_sets["train"][1]))
     ds["loss_barrier"] = chord_barrier(ds.loss).assign_attrs(
         long_name="loss barrier: max over lam of loss minus the endpoints' chord", units="nats")
-    barrier = ds.loss_barrier.sel(split="test", drop=True)
-    for search in ("naive", "wm", "transitive"):
-        ds[f"barrier_{search}"] = barrier.sel(search=search, drop=True).assign_attrs(
-            long_name=f"test loss barrier, {search} path", units="nats")
-    ds["barrier_reduction_transitive"] = (1 - ds.barrier_transitive / ds.barrier_naive).assign_attrs(
-        long_name="1 - barrier between pi_A(A) and pi_B(B) / naive barrier between A and B", units="1")
-    ds["transitive_over_direct"] = (ds.barrier_transitive / ds.barrier_wm).assign_attrs(
-        long_name="barrier via the common model / barrier after matching B directly onto A", units="1")
+    for split in SPLITS:
+        barrier = ds.loss_barrier.sel(split=split, drop=True)
+        for search in ("naive", "wm", "transitive"):
+            ds[f"barrier_{search}_{split}"] = barrier.sel(search=search, drop=True).assign_attrs(
+                long_name=f"{split} loss barrier, {search} path", units="nats")
+        ds[f"barrier_reduction_transitive_{split}"] = (1 - ds[f"barrier_transitive_{split}"] / ds[f"barrier_naive_{split}"]).assign_attrs(
+            long_name=f"1 - {split} barrier between pi_A(A) and pi_B(B) / naive {split} barrier between A and B", units="1")
+        ds[f"transitive_over_direct_{split}"] = (ds[f"barrier_transitive_{split}"] / ds[f"barrier_wm_{split}"]).assign_attrs(
+            long_name=f"{split} barrier via the common model / barrier after matching B directly onto A", units="1")
     return ds

@@ -25,23 +25,27 @@ import xarray as xr
 
 from ..errors import LmcClaimsError
 from ..lab import Pair, Setting
-from ..metrics.geometry import energy_rank, neuron_matrix, participation_ratio
+import torch
+from torch import nn
+
+from ..metrics.geometry import energy_rank, neuron_matrix, participation_ratio, weight_participation_ratio, weighted_participation_ratio
+from ..metrics.interpolation import evaluate, lerp
 from ..metrics.statistics import first_width_below, loglog_slope, row_means, spearman
-from ..scales import ENERGY, LMC_BARRIER, TWO_LAYER_ARCH, Run, Scale, input_dim, two_layer_family, two_layer_lr_family
-from .shared import interpolation
+from ..scales import ENERGY, LMC_BARRIER, TWO_LAYER_ARCH, Run, Scale, figure2_family, input_dim, two_layer_family
+from .shared import interpolation, pair_coords
 
 SEARCHES = ("naive", "wm")
-# How the settings of the dimension claim vary the neurons' dimension: the input dimension
-# (the dataset projected onto k principal components) or, as the paper's Figure 2, the SGD
-# learning rate.
-VARIATIONS = ("input_dim", "lr")
+# How the settings of the dimension claim vary the neurons' dimension: as the paper's Figure 2,
+# the SGD learning rate of a 3 x 512 MLP; or, beyond the paper, the input dimension of two-layer
+# nets (the dataset projected onto k principal components).
+VARIATIONS = ("lr", "input_dim")
 
 
 def variation_runs(scale: Scale, variation: str) -> tuple[Run, ...]:
     if variation == "input_dim":
         return two_layer_family(scale)[1]
     if variation == "lr":
-        return two_layer_lr_family(scale)
+        return figure2_family(scale)
     raise ValueError(f"unknown variation {variation!r}; expected one of {VARIATIONS}")
 
 
@@ -180,3 +184,78 @@ def _correlation_by_width(x: xr.DataArray, barrier: xr.DataArray) -> np.ndarray:
     at = lambda da, p, w: da.sel({k: v for k, v in (("pair", p), ("width", w)) if k in da.dims})
     return np.array([[spearman(at(x, p, w), at(barrier, p, w)) for w in barrier.width.values]
                      for p in barrier.pair.values])
+
+
+# -- Figure 2: a 3 x 512 MLP across SGD learning rates ------------------------------------
+
+@torch.no_grad()
+def _layer_inputs(s: Setting, params, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The input of every Linear layer over x (what W Sigma_in W^T weighs the weights by)."""
+    store: dict[str, torch.Tensor] = {}
+    linears = {n: m for n, m in s.template.named_modules() if isinstance(m, nn.Linear)}
+    hooks = [m.register_forward_pre_hook(lambda _m, inp, n=n: store.__setitem__(n, inp[0].flatten(1)))
+             for n, m in linears.items()]
+    try:
+        s.template.eval()
+        torch.func.functional_call(s.template, params, (x,))
+    finally:
+        for h in hooks:
+            h.remove()
+    return store
+
+
+def _dimensions(s: Setting, seed: int) -> tuple[float, float]:
+    """Mean over the hidden layers (those with permuted outputs) of the participation ratio of W^T W
+    and of W Sigma_in W^T (Sigma_in on the training examples used for evaluation)."""
+    params = s.model(seed)
+    hidden = [name for name, axes in s.spec.axes_to_perm.items()
+              if name.endswith(".weight") and params[name].dim() == 2 and axes[0] is not None]
+    inputs = _layer_inputs(s, params, s.eval_sets["train"][0])
+    plain = [weight_participation_ratio(params[n]) for n in hidden]
+    weighted = [weighted_participation_ratio(params[n], inputs[n.rsplit(".", 1)[0]]) for n in hidden]
+    return float(np.mean(plain)), float(np.mean(weighted))
+
+
+def figure2(families: Sequence[tuple[str, Setting]], pairs: Sequence[Pair]) -> xr.Dataset:
+    """Ferbach et al.'s Figure 2 protocol, per pair and learning rate: the approximate dimension of
+    the weights (participation ratio of W^T W, and of W Sigma_in W^T, mean over hidden layers and the
+    pair's two models), the barrier as the test loss at t = 1/2 after weight matching (and without),
+    and the endpoints' test loss; then, per pair, the rank correlation across learning rates."""
+    x, y = families[0][1].eval_sets["test"]
+    shape = (len(pairs), len(families))
+    dim, dim_cov, mid_wm, mid_naive, ends = (np.zeros(shape) for _ in range(5))
+    for j, (_, s) in enumerate(families):
+        x, y = s.eval_sets["test"]
+        for i, (a, b) in enumerate(pairs):
+            d = [_dimensions(s, m) for m in (a, b)]
+            dim[i, j], dim_cov[i, j] = np.mean([v[0] for v in d]), np.mean([v[1] for v in d])
+            mid_wm[i, j] = evaluate(s.template, lerp(s.model(a), s.permuted("wm", a, b), 0.5), x, y)[0]
+            mid_naive[i, j] = evaluate(s.template, lerp(s.model(a), s.model(b), 0.5), x, y)[0]
+            ends[i, j] = np.mean([evaluate(s.template, s.model(m), x, y)[0] for m in (a, b)])
+    dims = ("pair", "setting")
+    ds = xr.Dataset(
+        {
+            "support_dim": (dims, dim, {"long_name": "participation ratio of the eigenvalues of the uncentred W^T W, "
+                                        "mean over hidden layers and the pair's two models", "units": "1"}),
+            "support_dim_weighted": (dims, dim_cov, {"long_name": "the same for W Sigma_in W^T (Sigma_in: uncentred "
+                                                     "second moment of the layer's inputs on training data)", "units": "1"}),
+            "wm_midpoint_test_loss": (dims, mid_wm, {"long_name": "test loss at t = 1/2 after weight matching (the "
+                                                     "paper's barrier)", "units": "nats"}),
+            "naive_midpoint_test_loss": (dims, mid_naive, {"long_name": "test loss at t = 1/2 without matching",
+                                                           "units": "nats"}),
+            "endpoint_test_loss": (dims, ends, {"long_name": "mean test loss of the pair's two models", "units": "nats"}),
+        },
+        coords={"pair": pair_coords(pairs), "setting": [name for name, _ in families],
+                "lr": ("setting", [s.run.recipe.lr for _, s in families])},
+        attrs={"arch": families[0][1].arch.split("@")[0], "width": families[0][1].width, "variation": "lr",
+               "n_test_eval": len(y)},
+    )
+    rho = lambda d: np.array([spearman(d[i], mid_wm[i]) for i in range(len(pairs))])
+    ds["spearman_dim_barrier"] = ("pair", rho(dim), {
+        "long_name": "Spearman correlation across learning rates between support_dim and the WM test loss at t = 1/2",
+        "units": "1"})
+    ds["spearman_weighted_dim_barrier"] = ("pair", rho(dim_cov), {
+        "long_name": "the same with support_dim_weighted", "units": "1"})
+    ds["spearman_lr_barrier"] = ("pair", rho(np.tile(ds.lr.values, (len(pairs), 1))), {
+        "long_name": "the same with the learning rate in place of the dimension", "units": "1"})
+    return ds

@@ -12,15 +12,18 @@ import torch
 import xarray as xr
 
 from ..lab import Pair, Setting
-from ..matching.merge import average
+from ..matching.merge import average, merge_many
+from ..matching.ste import differing_fraction
 from ..metrics.interpolation import DEFAULT_LAMBDAS, evaluate, interpolation_curve, reset_bn_stats
 from ..metrics.spectral import ito_r_terms, layer_svds, side_overlaps, singular_values, svd, vector_cosines, weight_matrices
 from ..permutation.apply import apply_permutation, random_perms
 from ..scales import ITO_R_GAMMAS, K_FRACTIONS, TOP_FRACTION
-from ..seeds import generator
-from .shared import barrier_of, distances, interpolation, pair_coords, random_variants
+from ..seeds import generator, sub_seed
+from .shared import SPLITS, barrier_of, distances, interpolation, pair_coords, random_variants, with_barriers
 
-ALIGNMENT_SEARCHES = ("naive", "random", "wm", "ste")
+ALIGNMENT_SEARCHES = ("naive", "random", "wm", "ste", "ste-gr")
+STE_SEARCHES = ("ste", "ste-gr")  # Ito et al.'s recipe (decides) and Git Re-Basin's Algorithm 2 (supporting)
+DECIDING_SPLIT = "train"  # the split the catalogue's Ito et al. claims declare
 
 
 def singular_value_change(s: Setting, seeds: Sequence[int]) -> xr.Dataset:
@@ -49,11 +52,11 @@ def singular_value_change(s: Setting, seeds: Sequence[int]) -> xr.Dataset:
     return ds
 
 
-def shrink_distance(s: Setting, pairs: Sequence[Pair], target: xr.DataArray, steps: int = 6) -> xr.DataArray:
-    """Per pair: the largest t for which B_t = A + t (B - A), *without* matching, has a test loss
-    barrier no larger than `target` (the barrier WM reaches), found by bisection on t in [0, 1].
+def shrink_distance(s: Setting, pairs: Sequence[Pair], target: xr.DataArray, split: str, steps: int = 6) -> xr.DataArray:
+    """Per pair: the largest t for which B_t = A + t (B - A), *without* matching, has a loss barrier
+    on `split` no larger than `target` (the barrier WM reaches), found by bisection on t in [0, 1].
     t is also the distance ratio ||A - B_t|| / ||A - B|| needed to reach that barrier by shrinking."""
-    x, y = s.eval_sets["test"]
+    x, y = s.eval_sets[split]
     out = []
     for pair, goal in zip(pairs, target.values):
         a, b = s.model(pair[0]), s.model(pair[1])
@@ -74,11 +77,12 @@ def l2_distance(s: Setting, pairs: Sequence[Pair], n_random: int) -> xr.Dataset:
     """The L2 ratio r after WM, the barrier it removes, and the distance ratio shrinking alone needs."""
     ds = distances(s, pairs, n_random)
     curves = interpolation(s, pairs)
-    ds["barrier_naive"] = barrier_of(curves, "naive")
-    ds["barrier_wm"] = barrier_of(curves, "wm")
-    ds["barrier_reduction"] = (1 - ds.barrier_wm / ds.barrier_naive).assign_attrs(
-        long_name="1 - test loss barrier after WM / naive test loss barrier", units="1")
-    ds["shrink_ratio"] = shrink_distance(s, pairs, ds.barrier_wm)
+    for split in SPLITS:
+        naive, wm = barrier_of(curves, "naive", split), barrier_of(curves, "wm", split)
+        ds[f"barrier_naive_{split}"], ds[f"barrier_wm_{split}"] = naive, wm
+        ds[f"barrier_reduction_{split}"] = (1 - wm / naive).assign_attrs(
+            long_name=f"1 - {split} loss barrier after WM / naive {split} loss barrier", units="1")
+    ds["shrink_ratio"] = shrink_distance(s, pairs, ds[f"barrier_wm_{DECIDING_SPLIT}"], DECIDING_SPLIT)
     ds["l2_ratio_minus_shrink_ratio"] = (ds.l2_ratio - ds.shrink_ratio).assign_attrs(units="1")
     return ds.merge(curves)
 
@@ -109,8 +113,7 @@ def _alignment(s: Setting, pairs: Sequence[Pair], n_random: int) -> xr.Dataset:
         variants = {
             "naive": [s.model(pair[1])],
             "random": random_variants(s, pair, n_random),
-            "wm": [s.permuted("wm", *pair)],
-            "ste": [s.permuted("ste", *pair)],
+            **{m: [s.permuted(m, *pair)] for m in ("wm", *STE_SEARCHES)},
         }
         for j, method in enumerate(methods):
             svds = [layer_svds(s.spec, v) for v in variants[method]]
@@ -140,6 +143,17 @@ def _alignment(s: Setting, pairs: Sequence[Pair], n_random: int) -> xr.Dataset:
         coords={"pair": pair_coords(pairs), "search": list(methods), "layer": layers,
                 "k_fraction": list(K_FRACTIONS), "rank": np.arange(max_rank), "gamma": list(ITO_R_GAMMAS)},
     )
+    r = lambda m, g: ds.ito_r.sel(search=m, gamma=g, drop=True)
+    for m in methods:
+        ds[f"r_{m.replace('-', '_')}_gamma03"] = r(m, 0.3).assign_attrs(long_name=f"R at gamma = 0.3, {m}", units="1")
+        ds[f"r_{m.replace('-', '_')}_gamma0"] = r(m, 0.0).assign_attrs(long_name=f"R at gamma = 0, {m}", units="1")
+    ds["r_wm_minus_naive_gamma03"] = (r("wm", 0.3) - r("naive", 0.3)).assign_attrs(units="1")
+    ds["r_wm_minus_random_gamma03"] = (r("wm", 0.3) - r("random", 0.3)).assign_attrs(units="1")
+    ds["r_wm_rise_gamma03_over_gamma0"] = (r("wm", 0.3) - r("wm", 0.0)).assign_attrs(
+        long_name="R after WM at gamma = 0.3 minus at gamma = 0", units="1")
+    ds["r_wm_minus_ste_gamma03"] = (r("wm", 0.3) - r("ste", 0.3)).assign_attrs(units="1")
+    ds["r_wm_minus_ste_gr_gamma03"] = (r("wm", 0.3) - r("ste-gr", 0.3)).assign_attrs(units="1")
+    ds = ds.merge(ste_diagnostics(s, pairs))
     at = lambda var, m: ds[var].sel(search=m, k_fraction=TOP_FRACTION, drop=True).mean("layer")
     ds["top_gain_vs_naive"] = (at("overlap_top", "wm") - at("overlap_top", "naive")).assign_attrs(units="1")
     ds["top_gain_vs_random"] = (at("overlap_top", "wm") - at("overlap_top", "random")).assign_attrs(units="1")
@@ -149,39 +163,151 @@ def _alignment(s: Setting, pairs: Sequence[Pair], n_random: int) -> xr.Dataset:
     return ds
 
 
+def ste_diagnostics(s: Setting, pairs: Sequence[Pair]) -> xr.Dataset:
+    """Per pair and STE recipe: how far the proxy moved from model A, how many units STE assigns
+    differently from WM, the steps run, the best step and the batch-loss curve (NaN-padded)."""
+    diag = {(m, p): s.diagnostics(m, *p) for m in STE_SEARCHES for p in pairs}
+    longest = max(len(d["loss_curve"]) for d in diag.values())
+    curve = np.full((len(pairs), len(STE_SEARCHES), longest), np.nan)
+    drift, differ, steps, best = (np.zeros((len(pairs), len(STE_SEARCHES))) for _ in range(4))
+    for i, p in enumerate(pairs):
+        wm = s.match("wm", *p)
+        for j, m in enumerate(STE_SEARCHES):
+            d = diag[(m, p)]
+            curve[i, j, : len(d["loss_curve"])] = d["loss_curve"].numpy()
+            drift[i, j], steps[i, j], best[i, j] = float(d["drift"]), int(d["n_steps"]), int(d["best_step"])
+            differ[i, j] = differing_fraction(wm, s.match(m, *p))
+    dims = ("pair", "ste_recipe")
+    ds = xr.Dataset(
+        {
+            "ste_drift": (dims, drift, {"long_name": "||theta_tilde - theta_A|| / ||theta_A|| of STE's proxy at the end",
+                                        "units": "1"}),
+            "ste_differs_from_wm": (dims, differ, {"long_name": "fraction of units STE assigns differently from WM",
+                                                   "units": "1"}),
+            "ste_steps": (dims, steps, {"long_name": "optimisation steps run", "units": "1"}),
+            "ste_best_step": (dims, best, {"long_name": "step of the lowest batch loss (the permutation Git Re-Basin's "
+                                           "recipe returns)", "units": "1"}),
+            "ste_loss_curve": (dims + ("step",), curve, {"long_name": "STE batch loss per step", "units": "nats"}),
+        },
+        coords={"pair": pair_coords(pairs), "ste_recipe": list(STE_SEARCHES), "step": np.arange(longest)},
+    )
+    ds["ste_differing_fraction"] = ds.ste_differs_from_wm.sel(ste_recipe="ste", drop=True).assign_attrs(
+        long_name="fraction of units Ito et al.'s STE recipe assigns differently from WM", units="1")
+    return ds
+
+
 def ste_alignment(s: Setting, pairs: Sequence[Pair], n_random: int) -> xr.Dataset:
     """The alignment of STE's permutations beside WM's, with the barrier STE removes."""
     ds = alignment(s, pairs, n_random)
-    curves = interpolation(s, pairs, ("naive", "wm", "ste"))
-    ds["ste_barrier_reduction"] = (1 - barrier_of(curves, "ste") / barrier_of(curves, "naive")).assign_attrs(
-        long_name="1 - test loss barrier after STE / naive test loss barrier", units="1")
-    return ds.merge(curves)
+    searches = ("naive", "wm", *STE_SEARCHES)
+    curves = interpolation(s, pairs, searches)
+    for split in SPLITS:
+        naive = barrier_of(curves, "naive", split)
+        for m in STE_SEARCHES:
+            name = m.replace("-", "_")
+            ds[f"{name}_barrier_reduction_{split}"] = (1 - barrier_of(curves, m, split) / naive).assign_attrs(
+                long_name=f"1 - {split} loss barrier after {m} / naive {split} loss barrier", units="1")
+    # The alignment's searches include "random", which has no path: its curves are NaN.
+    return ds.merge(curves, join="outer")
 
 
-def merged(s: Setting, model_sets: Sequence[Sequence[int]], searches=("wm", "ste")) -> xr.Dataset:
-    """Test loss / accuracy of N models merged onto a reference (each set's first model) by each
-    search, per model set. BatchNorm statistics of every merged model are reset on training data."""
-    x_test, y_test = s.eval_sets["test"]
-    cols = ("naive",) + tuple(searches) + ("endpoints",)
-    loss = np.zeros((len(model_sets), len(cols)))
+def model_triples(pairs: Sequence[Pair], n_models: int) -> list[tuple[int, int, int]]:
+    """Disjoint (anchor a, b, c) triples: each pair (a, b) gets a third model c of its own, beyond
+    the pairs' seeds, so the triples share no model (independent samples) and b's matching onto a
+    is the pair's. As many triples as the models allow."""
+    extra = [m for m in range(n_models) if all(m not in p for p in pairs)]
+    return [(a, b, c) for (a, b), c in zip(pairs, extra)]
+
+
+def model_sets(triples: Sequence[tuple[int, ...]], size: int, n_models: int) -> list[list[int]]:
+    """Disjoint model sets of `size` (anchor first), laid out over the triples' seeds, then the rest."""
+    order = [m for t in triples for m in t]
+    order += [m for m in range(n_models) if m not in order]
+    return [order[i : i + size] for i in range(0, len(order) - size + 1, size)]
+
+
+def three_models(s: Setting, triples: Sequence[tuple[int, int, int]], searches=("wm", *STE_SEARCHES)) -> xr.Dataset:
+    """Ito et al. §6: b and c each permuted onto the anchor a by each search; the loss along the line
+    between pi_b(b) and pi_c(c) on both splits, and its barrier, per triple."""
+    lams = DEFAULT_LAMBDAS
+    loss = np.zeros((len(triples), len(searches), len(SPLITS), len(lams)))
     acc = np.zeros_like(loss)
-    for k, seeds in enumerate(model_sets):
-        ref, others = seeds[0], seeds[1:]
-        for c, col in enumerate(cols[:-1]):
-            params = average([s.model(ref)] + [s.permuted(col, ref, o) for o in others])
-            if s.bn_data is not None:
-                params = reset_bn_stats(s.template, params, s.bn_data)
-            loss[k, c], acc[k, c] = evaluate(s.template, params, x_test, y_test)
-        ends = [evaluate(s.template, s.model(m), x_test, y_test) for m in seeds]
-        loss[k, -1], acc[k, -1] = np.mean([e[0] for e in ends]), np.mean([e[1] for e in ends])
+    for i, (a, b, c) in enumerate(triples):
+        for j, m in enumerate(searches):
+            pb, pc = s.permuted(m, a, b), s.permuted(m, a, c)
+            for k, split in enumerate(SPLITS):
+                curve = interpolation_curve(s.template, pb, pc, *s.eval_sets[split], lams, bn_data=s.bn_data)
+                loss[i, j, k], acc[i, j, k] = curve.loss, curve.accuracy
+    dims = ("triple", "search", "split", "lam")
     ds = xr.Dataset(
+        {"triple_loss": (dims, loss, {"long_name": "loss along pi_b(b) -> pi_c(c)", "units": "nats"}),
+         "triple_accuracy": (dims, acc, {"long_name": "accuracy along pi_b(b) -> pi_c(c)", "units": "1"})},
+        coords={"triple": ["-".join(map(str, t)) for t in triples], "search": list(searches), "split": list(SPLITS),
+                "lam": lams},
+    )
+    line = ds.triple_loss.isel(lam=0, drop=True) + ds.lam * (ds.triple_loss.isel(lam=-1, drop=True)
+                                                              - ds.triple_loss.isel(lam=0, drop=True))
+    ds["triple_barrier"] = (ds.triple_loss - line).max("lam").assign_attrs(
+        long_name="loss barrier between pi_b(b) and pi_c(c)", units="nats")
+    for split in SPLITS:
+        b = ds.triple_barrier.sel(split=split, drop=True)
+        for m in searches:
+            ds[f"triple_barrier_{m.replace('-', '_')}_{split}"] = b.sel(search=m, drop=True).assign_attrs(units="nats")
+        ds[f"barrier_gain_ste_minus_wm_{split}"] = (b.sel(search="ste", drop=True) - b.sel(search="wm", drop=True)).assign_attrs(
+            long_name=f"{split} barrier between pi_b(b) and pi_c(c): STE (Ito et al.'s recipe) minus WM", units="nats")
+    differ = [differing_fraction(s.match("wm", a, o), s.match("ste", a, o)) for a, b, c in triples for o in (b, c)]
+    ds["ste_differing_fraction"] = ("triple", np.array(differ).reshape(len(triples), 2).mean(1), {
+        "long_name": "fraction of units Ito et al.'s STE recipe assigns differently from WM (mean over b and c)", "units": "1"})
+    return ds
+
+
+MERGE_METHODS = ("naive", "wm", "ste", "mergemany")  # each permuted onto the set's anchor, or Git Re-Basin's Alg. 3
+
+
+def merged(s: Setting, sets_by_n: dict[int, Sequence[Sequence[int]]]) -> xr.Dataset:
+    """Test loss / accuracy of N models merged onto the set's anchor (its first model) by WM and STE,
+    or by MergeMany (no anchor), and of the naive average, per disjoint model set and N. NaN where
+    an N has fewer sets than the largest count. BatchNorm statistics are reset on training data."""
+    x_test, y_test = s.eval_sets["test"]
+    sizes = sorted(sets_by_n)
+    n_sets = max(len(v) for v in sets_by_n.values())
+    cols = MERGE_METHODS + ("endpoints",)
+    loss = np.full((len(sizes), n_sets, len(cols)), np.nan)
+    acc = np.full_like(loss, np.nan)
+    for q, n in enumerate(sizes):
+        for k, seeds in enumerate(sets_by_n[n]):
+            ref, others = seeds[0], seeds[1:]
+            for c, col in enumerate(MERGE_METHODS):
+                if col == "mergemany":
+                    members = [s.model(m) for m in seeds]
+                    perms = merge_many(s.spec, members, seed=sub_seed("mergemany", *seeds))
+                    members = [apply_permutation(s.spec, p, m) for p, m in zip(perms, members)]
+                else:
+                    members = [s.model(ref)] + [s.permuted(col, ref, o) for o in others]
+                params = average(members)
+                if s.bn_data is not None:
+                    params = reset_bn_stats(s.template, params, s.bn_data)
+                loss[q, k, c], acc[q, k, c] = evaluate(s.template, params, x_test, y_test)
+            ends = [evaluate(s.template, s.model(m), x_test, y_test) for m in seeds]
+            loss[q, k, -1], acc[q, k, -1] = np.mean([e[0] for e in ends]), np.mean([e[1] for e in ends])
+    dims = ("n_models", "model_set", "merge_method")
+    return xr.Dataset(
         {
-            "test_loss": (("model_set", "search"), loss, {"long_name": "test cross-entropy of the merged model", "units": "nats"}),
-            "test_accuracy": (("model_set", "search"), acc, {"long_name": "test accuracy of the merged model", "units": "1"}),
+            "merge_test_loss": (dims, loss, {"long_name": "test cross-entropy of the merged model (supporting data)",
+                                             "units": "nats"}),
+            "merge_test_accuracy": (dims, acc, {"long_name": "test accuracy of the merged model (supporting data)",
+                                                "units": "1"}),
+            "merge_sets": (("n_models", "model_set"), np.array(
+                [["-".join(map(str, m)) for m in sets_by_n[n]] + [""] * (n_sets - len(sets_by_n[n])) for n in sizes],
+                dtype=object), {"long_name": "model seeds of each set, anchor first"}),
         },
-        coords={"model_set": ["-".join(map(str, m)) for m in model_sets], "search": list(cols)},
+        coords={"n_models": sizes, "model_set": np.arange(n_sets), "merge_method": list(cols)},
         attrs={"batchnorm_reset": int(s.bn_data is not None)},
     )
-    ds["accuracy_gain_wm_over_ste"] = (ds.test_accuracy.sel(search="wm", drop=True) - ds.test_accuracy.sel(search="ste", drop=True)).assign_attrs(units="1")
-    ds["loss_gain_wm_over_ste"] = (ds.test_loss.sel(search="ste", drop=True) - ds.test_loss.sel(search="wm", drop=True)).assign_attrs(units="nats")
-    return ds
+
+
+def merge_wm_vs_ste(s: Setting, pairs: Sequence[Pair], n_models: int, merge_sizes: Sequence[int]) -> xr.Dataset:
+    """The §6 claim's dataset: the three-model barriers (deciding) and the merges (supporting)."""
+    triples = model_triples(pairs, n_models)
+    sets = {n: model_sets(triples, n, n_models) for n in merge_sizes}
+    return three_models(s, triples).merge(merged(s, {n: v for n, v in sets.items() if v}))

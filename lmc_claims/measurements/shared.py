@@ -85,9 +85,30 @@ def interpolation(s: Setting, pairs: Sequence[Pair], searches=("naive", "wm")) -
     return ds
 
 
-def barrier_of(ds: xr.Dataset, search: str) -> xr.DataArray:
-    """Per-pair test loss barrier of one search in an `interpolation` dataset."""
-    return ds.loss_barrier.sel(split="test", search=search, drop=True).assign_attrs(units="nats")
+def barrier_of(ds: xr.Dataset, search: str, split: str) -> xr.DataArray:
+    """Per-pair loss barrier of one search on one split in an `interpolation` dataset."""
+    return ds.loss_barrier.sel(split=split, search=search, drop=True).assign_attrs(
+        long_name=f"{split} loss barrier, {search}", units="nats")
+
+
+def midpoint_excess(ds: xr.Dataset, search: str, split: str) -> xr.DataArray:
+    """Loss at lam = 1/2 minus the endpoints' mean, signed: below 0 where the path dips under both
+    endpoints (the barrier, a maximum over the path that includes its ends, is then 0)."""
+    loss = ds.loss.sel(split=split, search=search, drop=True)
+    mid = loss.sel(lam=0.5, method="nearest", drop=True)
+    ends = (loss.isel(lam=0, drop=True) + loss.isel(lam=-1, drop=True)) / 2
+    return (mid - ends).assign_attrs(long_name=f"{split} loss at lam = 1/2 minus the endpoints' mean, {search} "
+                                               "(signed; not clipped at 0)", units="nats")
+
+
+def with_barriers(ds: xr.Dataset, searches: Sequence[str]) -> xr.Dataset:
+    """`{search}_barrier_{split}` and `{search}_midpoint_excess_{split}` for every search and split of an
+    `interpolation` dataset: each claim declares which split decides, the other is stored beside."""
+    for search in searches:
+        for split in SPLITS:
+            ds[f"{search}_barrier_{split}"] = barrier_of(ds, search, split)
+            ds[f"{search}_midpoint_excess_{split}"] = midpoint_excess(ds, search, split)
+    return ds
 
 
 def distances(s: Setting, pairs: Sequence[Pair], n_random: int) -> xr.Dataset:
@@ -120,28 +141,32 @@ def dominant_share(s: Setting, seed: int) -> float:
 
 
 def width_sweep(settings: Sequence[Setting], pairs: Sequence[Pair], searches=("wm", "am")) -> xr.Dataset:
-    """Barriers after each search and dominant share of the spectrum at every width (one
-    Setting per width of one architecture and dataset)."""
+    """Barriers after each search on both splits and dominant share of the spectrum at every width
+    (one Setting per width of one architecture and dataset)."""
     widths = [s.width for s in settings]
     names = ("naive",) + tuple(searches)
-    barrier = np.zeros((len(pairs), len(names), len(widths)))
+    barrier = np.zeros((len(SPLITS), len(pairs), len(names), len(widths)))
     share = np.zeros((len(pairs), len(widths)))
     for w_i, s in enumerate(settings):
         ds = interpolation(s, pairs, names)
-        for s_i, search in enumerate(names):
-            barrier[:, s_i, w_i] = barrier_of(ds, search).values
+        for k, split in enumerate(SPLITS):
+            for s_i, search in enumerate(names):
+                barrier[k, :, s_i, w_i] = barrier_of(ds, search, split).values
         share[:, w_i] = [dominant_share(s, a) for a, _ in pairs]
+    dims = ("pair", "search", "width")
     out = xr.Dataset(
         {
-            "barrier": (("pair", "search", "width"), barrier, {"long_name": "test loss barrier", "units": "nats"}),
+            "barrier": (dims, barrier[SPLITS.index("test")], {"long_name": "test loss barrier", "units": "nats"}),
+            "barrier_train": (dims, barrier[SPLITS.index("train")], {"long_name": "training loss barrier", "units": "nats"}),
             "dominant_share": (("pair", "width"), share,
                                {"long_name": f"fraction of singular values holding {ENERGY:.0%} of sum s^2", "units": "1"}),
         },
         coords={"pair": pair_coords(pairs), "search": list(names), "width": widths},
     )
-    for s_i, search in enumerate(searches, start=1):
-        out[f"{search}_barrier_slope"] = ("pair", slope_vs_log_width(widths, barrier[:, s_i]),
-                                          {"long_name": f"slope of the {search} barrier against log2(width)", "units": "nats"})
+    for k, split in enumerate(SPLITS):
+        for s_i, search in enumerate(searches, start=1):
+            out[f"{search}_barrier_slope_{split}"] = ("pair", slope_vs_log_width(widths, barrier[k, :, s_i]), {
+                "long_name": f"slope of the {search} {split} loss barrier against log2(width)", "units": "nats"})
     out["dominant_share_slope"] = ("pair", slope_vs_log_width(widths, share),
                                    {"long_name": "slope of the dominant share against log2(width)", "units": "1"})
     return out

@@ -24,11 +24,31 @@ def covariance_spectrum(rows: np.ndarray) -> np.ndarray:
     return s**2
 
 
-def participation_ratio(rows: np.ndarray) -> float:
-    """(sum lam)^2 / sum lam^2 = tr(S)^2 / tr(S^2) of the covariance S of the rows: k for k
-    equally spread directions, 1 for a line. This is the paper's approximate dimension."""
-    lam = covariance_spectrum(rows)
+def spectrum_participation_ratio(lam) -> float:
+    """(sum lam)^2 / sum lam^2 of non-negative eigenvalues: k for k equal ones, 1 for a single one; 0 for none."""
+    lam = np.asarray(lam, dtype=float)
     return float(lam.sum() ** 2 / (lam**2).sum()) if lam.sum() > 0 else 0.0
+
+
+def participation_ratio(rows: np.ndarray) -> float:
+    """tr(S)^2 / tr(S^2) of the covariance S of the rows: k for k equally spread directions, 1 for a
+    line. This is the paper's approximate dimension of the neurons' support."""
+    return spectrum_participation_ratio(covariance_spectrum(rows))
+
+
+def weight_participation_ratio(weight: torch.Tensor) -> float:
+    """Participation ratio of the eigenvalues of the uncentred W^T W (squared singular values of W):
+    Ferbach et al.'s approximate dimension of a layer (Figure 2 protocol, PUBLISHED.md)."""
+    s = torch.linalg.svdvals(weight.detach().double().cpu())
+    return spectrum_participation_ratio((s**2).numpy())
+
+
+def weighted_participation_ratio(weight: torch.Tensor, inputs: torch.Tensor) -> float:
+    """The same for W Sigma_in W^T, Sigma_in = X^T X / n the uncentred second moment of the layer's
+    inputs X: the eigenvalues are the squared singular values of X W^T / sqrt(n)."""
+    z = inputs.detach().double().cpu() @ weight.detach().double().cpu().T
+    s = torch.linalg.svdvals(z) / np.sqrt(max(1, len(z)))
+    return spectrum_participation_ratio((s**2).numpy())
 
 
 def energy_count(values, energy: float) -> int:
