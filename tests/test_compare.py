@@ -105,3 +105,23 @@ def test_missing_runs_get_a_clear_error_naming_the_fix(tmp_path, capsys, make, m
         rc, _, err = run(capsys, a, b)
         assert rc == 2
         assert message in err and fix in err and "How to fix" in err and "Traceback" not in err
+
+
+def test_claims_whose_headline_verdict_changed_are_listed(tmp_path, capsys):
+    b = copy.deepcopy(BASE)
+    b["claims"][0] = record("ainsworth2023-wm-barrier", 128, "pass", 0.03)  # the claim now passes in every setting
+    rc, out, _ = run(capsys, write(tmp_path, "a", BASE), write(tmp_path, "b", b))
+    assert rc == 0
+    assert "1 claim headline verdict changed:" in out and "  ainsworth2023-wm-barrier: FAIL -> PASS" in out
+    # a failure beyond the paper's regime decides no headline verdict
+    c = copy.deepcopy(BASE)
+    c["claims"][0]["in_regime"] = False
+    c["claims"][0]["regime_reason"] = "width 128 is below the paper's 512 for mlp"
+    rc, out, _ = run(capsys, write(tmp_path, "a2", BASE), write(tmp_path, "c", c))
+    assert "  ainsworth2023-wm-barrier: FAIL -> PASS" in out and "0 verdicts changed" in out
+
+
+def test_a_pass_is_compared_on_its_criterion_closest_to_the_threshold(tmp_path, capsys):
+    _, out, _ = run(capsys, write(tmp_path, "a", BASE), write(tmp_path, "b", BASE))
+    row = next(line for line in out.splitlines() if "width=512" in line)
+    assert "wm_barrier" in row and "naive_barrier" not in row  # 0.03 of 0.05 is closer than 0.98 of 0.3

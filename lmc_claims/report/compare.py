@@ -2,6 +2,7 @@
 
 Claim tests are matched by claim id and parameters (not node id, which a renamed test file
 would change). A regression is a claim test that passed in A and fails (or crashes) in B.
+Claims whose headline verdict changed (see summary.headline_verdict) are listed after the table.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import LmcClaimsError
-from .summary import ERROR, deciding_judgement, fmt, params_text, statistic_of
+from .summary import ERROR, by_claim, deciding_judgement, fmt, headline_verdict, params_text, statistic_of, verdict_label
 
 REL_TOL = 1e-9  # figures equal to this relative tolerance count as unchanged (float round trips)
 
@@ -86,7 +87,25 @@ def _same(a: float | None, b: float | None) -> bool:
     return math.isclose(a, b, rel_tol=REL_TOL, abs_tol=0.0)
 
 
-def compare_reports(a: dict, b: dict) -> list[Row]:
+class Comparison(list):
+    """compare_reports' rows, carrying the claims whose headline verdict changed: (claim, verdict A, verdict B)."""
+
+    def __init__(self, rows, headline_changes):
+        super().__init__(rows)
+        self.headline_changes = headline_changes
+
+
+def headline_verdicts(report: dict) -> dict[str, str]:
+    """Each claim's headline verdict, recomputed from the claim tests (old report.json files lack it)."""
+    return {cid: headline_verdict(tests) for cid, _, tests in by_claim(report)}
+
+
+def headline_changes(a: dict, b: dict) -> list[tuple[str, str | None, str | None]]:
+    va, vb = headline_verdicts(a), headline_verdicts(b)
+    return [(cid, va.get(cid), vb.get(cid)) for cid in [*vb, *(c for c in va if c not in vb)] if va.get(cid) != vb.get(cid)]
+
+
+def compare_reports(a: dict, b: dict) -> Comparison:
     ra = {match_key(r): r for r in a["claims"]}
     rb = {match_key(r): r for r in b["claims"]}
     rows = []
@@ -111,7 +130,7 @@ def compare_reports(a: dict, b: dict) -> list[Row]:
         else:
             change = ""
         rows.append(Row(key[0], params_text((new or old).get("params", {})), verdict_a, verdict_b, statistic, va, vb, change))
-    return rows
+    return Comparison(rows, headline_changes(a, b))
 
 
 def _delta(row: Row) -> str:
@@ -134,6 +153,13 @@ HEADER = ("claim", "parameters", "verdict A -> B", "key figure", "A", "B", "B - 
 def summary_line(rows: list[Row]) -> str:
     n = lambda what: sum(r.change == what for r in rows)
     regressions = sum(r.regression for r in rows)
-    return (f"{len(rows)} claim tests: {n('verdict') + regressions} verdicts changed, {n('figure')} key figures changed "
+    line = (f"{len(rows)} claim tests: {n('verdict') + regressions} verdicts changed, {n('figure')} key figures changed "
             f"(same verdict), {n('only in A')} only in A, {n('only in B')} only in B; "
             f"{regressions} regression{'s' if regressions != 1 else ''} (passed in A, fails in B).")
+    changes = getattr(rows, "headline_changes", None)
+    if changes is None:
+        return line
+    label = lambda v: verdict_label(v) if v else "-"
+    return "\n".join([line, f"{len(changes)} claim headline verdict{'s' if len(changes) != 1 else ''} changed"
+                       + (":" if changes else "."),
+                       *(f"  {cid}: {label(va)} -> {label(vb)}" for cid, va, vb in changes)])

@@ -16,19 +16,30 @@ datasets that differ only in that parameter (e.g. barrier against width); its fu
 a list of (parameter value, dataset) pairs sorted by value.
 
 matplotlib is imported only when figures are drawn (Agg canvas, no pyplot state), so importing
-the plugin stays cheap and no display is needed.
+the plugin stays cheap and no display is needed. Figures are drawn in parallel by a pool of
+fresh ('spawn') worker processes, at most one per CPU, each returning PNG bytes; the report lists
+them in the same order as a serial run would. A kind whose drawing function cannot travel to a
+worker (one defined inside a function) is drawn in this process, and so is everything when a
+pool cannot start or breaks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
+import multiprocessing
+import os
+import pickle
 import re
+import sys
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 from . import plots  # noqa: F401  (registers the built-in kinds)
 from .kinds import FigureKind, figure, registered  # noqa: F401  (figure: the decorator, re-exported)
 
 DPI = 100
+MIN_PARALLEL = 4  # fewer figures than this are drawn in this process: starting workers would cost more
 
 
 def kinds() -> list[FigureKind]:
@@ -75,33 +86,34 @@ def _render(kind: FigureKind, data, title: str) -> bytes:
     return buf.getvalue()
 
 
-def render_figures(items: list[tuple[dict, object]]) -> FigureSet:
-    """Draw every figure that applies to (record, dataset) pairs of claim tests.
-
-    A figure that cannot be drawn becomes a warning, not an error: the report must still be written."""
-    out = FigureSet()
+def _draw(kind: FigureKind, data, title: str) -> tuple[bytes | None, str]:
+    """(PNG bytes, "") or (None, why it could not be drawn): a plotting edge case must not cost the run
+    its report. Runs in a worker process as well as in this one."""
     try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        out.warnings.append("matplotlib is not installed, so the report has no figures: pip install 'matplotlib>=3.7'")
-        return out
+        return _render(kind, data, title), ""
+    except Exception as e:
+        return None, f"{type(e).__name__}: {e}"
 
-    def attempt(kind: FigureKind, data, title: str, stem: str) -> RenderedFigure | None:
-        try:
-            png = _render(kind, data, title)
-        except Exception as e:  # a plotting edge case must not cost the run its report
-            out.warnings.append(f"figure {kind.name} for {title} could not be drawn: {type(e).__name__}: {e}")
-            return None
-        return RenderedFigure(kind.name, f"figures/{_slug(stem)}.{kind.name}.png", title, kind.caption, png)
 
+@dataclass
+class _Job:
+    kind: FigureKind
+    data: object  # a dataset, or (parameter value, dataset) pairs for a kind drawn across a parameter
+    title: str
+    stem: str
+    test: str | None = None  # the data file of the claim test the figure belongs to
+    claim: str | None = None  # or the claim, for a figure across its tests
+
+
+def _jobs(items: list[tuple[dict, object]]) -> list[_Job]:
+    """Every figure to draw, in the report's order: kind by kind, claim test by claim test."""
+    jobs = []
     for kind in kinds():
         matching = [(r, ds) for r, ds in items if kind.matches(ds)]
         if kind.across is None:
             for r, ds in matching:
-                title = f"{r['id']} [{_params_title(r['params'])}]"
-                fig = attempt(kind, ds, title, re.sub(r"\.nc$", "", r["data_file"].split("/")[-1]))
-                if fig:
-                    out.by_test.setdefault(r["data_file"], []).append(fig)
+                jobs.append(_Job(kind, ds, f"{r['id']} [{_params_title(r['params'])}]",
+                                 re.sub(r"\.nc$", "", r["data_file"].split("/")[-1]), test=r["data_file"]))
             continue
         groups: dict[tuple, list[tuple[object, object]]] = {}
         for r, ds in matching:
@@ -113,7 +125,89 @@ def render_figures(items: list[tuple[dict, object]]) -> FigureSet:
                 continue  # one value is not a trend; the per-test figures already show it
             pairs.sort(key=lambda p: p[0])
             title = f"{claim_id} [{_params_title(dict(rest))}]" if rest else claim_id
-            fig = attempt(kind, pairs, title, "_".join([claim_id, *(f"{k}={v}" for k, v in rest)]))
-            if fig:
-                out.by_claim.setdefault(claim_id, []).append(fig)
+            jobs.append(_Job(kind, pairs, title, "_".join([claim_id, *(f"{k}={v}" for k, v in rest)]), claim=claim_id))
+    return jobs
+
+
+def _portable(kind: FigureKind) -> bool:
+    """Whether a worker process can get the kind's drawing function (by module and name): not one
+    defined inside a function, nor one of the main script (workers do not run it, see below)."""
+    if "<locals>" in kind.draw.__qualname__ or getattr(kind.draw, "__module__", None) in (None, "__main__"):
+        return False
+    try:
+        pickle.dumps(kind)
+    except Exception:
+        return False
+    return True
+
+
+@contextlib.contextmanager
+def _without_main_script():
+    """Start spawned workers without the parent's main script.
+
+    A spawned process normally runs the parent's __main__ again (as __mp_main__) so that functions
+    defined there unpickle; a script that calls `write_report` without an `if __name__ == "__main__":`
+    guard would then run again in every worker. The workers need nothing from it (kinds defined in
+    __main__ are drawn in this process), so while they start __main__ names neither a file nor a module."""
+    main = sys.modules.get("__main__")
+    if main is None:
+        yield
+        return
+    saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if k in main.__dict__}
+    main.__dict__.pop("__file__", None)
+    main.__spec__ = None
+    try:
+        yield
+    finally:
+        main.__dict__.pop("__spec__", None)
+        main.__dict__.update(saved)
+
+
+def worker_count(n_jobs: int) -> int:
+    cpus = os.cpu_count() or 1
+    if hasattr(os, "sched_getaffinity"):
+        cpus = min(cpus, len(os.sched_getaffinity(0)))
+    return max(1, min(cpus, n_jobs))
+
+
+def _draw_all(jobs: list[_Job]) -> list[tuple[bytes | None, str]]:
+    """Each job's (PNG, error), in the jobs' order; in parallel where there is more than one CPU."""
+    results: list[tuple[bytes | None, str] | None] = [None] * len(jobs)
+    portable = [i for i, job in enumerate(jobs) if _portable(job.kind)]
+    workers = worker_count(len(portable))
+    if workers >= 2 and len(portable) >= MIN_PARALLEL:
+        try:
+            with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+                with _without_main_script():  # workers start as jobs are submitted
+                    futures = {i: pool.submit(_draw, jobs[i].kind, jobs[i].data, jobs[i].title) for i in portable}
+                for i, future in futures.items():
+                    try:
+                        results[i] = future.result()
+                    except Exception:  # a worker that died, data that did not pickle: drawn below, here
+                        pass
+        except Exception:  # a pool that cannot start (no semaphores, a sandbox): everything is drawn here
+            pass
+    return [r if r is not None else _draw(job.kind, job.data, job.title) for r, job in zip(results, jobs)]
+
+
+def render_figures(items: list[tuple[dict, object]]) -> FigureSet:
+    """Draw every figure that applies to (record, dataset) pairs of claim tests.
+
+    A figure that cannot be drawn becomes a warning, not an error: the report must still be written."""
+    out = FigureSet()
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        out.warnings.append("matplotlib is not installed, so the report has no figures: pip install 'matplotlib>=3.7'")
+        return out
+    jobs = _jobs(items)
+    for job, (png, error) in zip(jobs, _draw_all(jobs)):
+        if png is None:
+            out.warnings.append(f"figure {job.kind.name} for {job.title} could not be drawn: {error}")
+            continue
+        fig = RenderedFigure(job.kind.name, f"figures/{_slug(job.stem)}.{job.kind.name}.png", job.title, job.kind.caption, png)
+        if job.test is not None:
+            out.by_test.setdefault(job.test, []).append(fig)
+        else:
+            out.by_claim.setdefault(job.claim, []).append(fig)
     return out

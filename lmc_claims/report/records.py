@@ -75,6 +75,7 @@ def _judgements(ds) -> list[dict]:
             "std": _finite(at("criterion_std")),
             "lower": _finite(at("criterion_lower")),
             "upper": _finite(at("criterion_upper")),
+            "threshold": _finite(at("criterion_threshold")) if "criterion_threshold" in ds else None,
             "verdict": meanings[int(at("criterion_verdict"))],
             "source": str(at("criterion_source")),
             "values": _per_seed(ds, str(at("criterion_text")).split(" ")[0]),

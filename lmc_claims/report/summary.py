@@ -1,4 +1,14 @@
-"""The report as data: the report dict, each claim test's key figure, the summary table."""
+"""The report as data: the report dict, each claim's headline verdict, each claim test's key figure,
+the summary tables.
+
+A claim's headline verdict is decided only by its claim tests inside the regime its paper
+states (`in_regime`): FAIL if one of them fails (or crashed), PASS if all pass, INCONCLUSIVE
+otherwise, and "needs the paper scale" when none ran inside the regime. Tests beyond the regime
+are still measured and shown, in their own part of the summary, but never decide the headline.
+
+Records written before claims declared a regime lack `in_regime`, `published`, `split` and
+`headline`: they count as inside the regime, with nothing published and no deciding split.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +18,23 @@ import math
 from .. import __version__
 
 ERROR = "error"  # a claim test that crashed before judging
-VERDICT_ORDER = ("pass", "fail", "inconclusive", ERROR)
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+NEEDS_PAPER_SCALE = "needs-paper-scale"  # a claim none of whose tests ran inside its paper's regime
+VERDICT_ORDER = (PASS, FAIL, INCONCLUSIVE, ERROR)
+HEADLINE_ORDER = (PASS, FAIL, INCONCLUSIVE, NEEDS_PAPER_SCALE)
+# The claims the summary leads with, in this order (the catalogue flags them with `headline`).
+HEADLINE_CLAIMS = ("ito2024-singular-values", "ito2024-l2-distance", "ito2024-sv-alignment", "ito2024-merge-wm-vs-ste")
+# Parameters every claim test's row already shows elsewhere (architecture, dataset columns; the claim id).
+SHOWN_ELSEWHERE = ("arch", "dataset", "claim")
+NAMED_BY_CLAIM = ("search",)  # hidden when the claim id names the value (search=wm in ainsworth2023-wm-barrier)
+PARAM_LABELS = {"n_models": "N"}
 
 
-def deciding_judgement(record: dict) -> dict | None:
-    """The criterion that decides the verdict: the first that did not pass, else the first."""
-    js = record.get("judgements") or []
-    return next((j for j in js if j["verdict"] != "pass"), js[0] if js else None)
+# -- one claim test ---------------------------------------------------------------------------
+
+def in_regime(record: dict) -> bool:
+    """Whether the claim test ran inside its paper's regime (records without the key: yes)."""
+    return record.get("in_regime", True) is not False
 
 
 def statistic_of(criterion_text: str) -> str:
@@ -25,8 +45,57 @@ def condition_of(criterion_text: str) -> str:
     return " ".join(criterion_text.split(" ")[1:])
 
 
+def _op_threshold(judgement: dict) -> tuple[str, float | None]:
+    """The criterion's comparison and threshold, from its text ("statistic op threshold")."""
+    parts = judgement["criterion"].split(" ")
+    op = parts[1] if len(parts) > 1 else ""
+    threshold = judgement.get("threshold")
+    if threshold is None and len(parts) > 2:
+        try:
+            threshold = float(parts[2])
+        except ValueError:
+            threshold = None
+    return op, threshold
+
+
+def closeness(judgement: dict) -> float:
+    """How far a criterion's favourable bound lies from its threshold, in units of the threshold
+    (or of the spread over seeds, when that is larger): |bound - threshold| / max(|threshold|, std, 1e-12).
+
+    The favourable bound is the lower one for > and >=, the upper one for < and <=; for an exact
+    criterion those are the worst seed, so the same rule takes its worst value. Unknown: infinity."""
+    op, threshold = _op_threshold(judgement)
+    bound = judgement.get("lower") if op.startswith(">") else judgement.get("upper") if op.startswith("<") else None
+    if bound is None:
+        bound = judgement.get("mean")
+    if bound is None or threshold is None or not math.isfinite(bound):
+        return math.inf
+    return abs(bound - threshold) / max(abs(threshold), judgement.get("std") or 0.0, 1e-12)
+
+
+def deciding_judgement(record: dict) -> dict | None:
+    """The criterion that decides the verdict.
+
+    When every criterion passes: the one closest to its threshold (the pass with the least room,
+    see `closeness`); otherwise the first that did not pass."""
+    js = record.get("judgements") or []
+    if not js:
+        return None
+    failing = next((j for j in js if j["verdict"] != PASS), None)
+    if failing is not None:
+        return failing
+    return min(js, key=closeness)  # min keeps the first of equally close criteria
+
+
 def fmt(x, digits: int = 4) -> str:
     return "n/a" if x is None or (isinstance(x, float) and not math.isfinite(x)) else f"{x:.{digits}g}"
+
+
+def value_text(mean, std, n) -> str:
+    """Our value as the report writes it: mean ± std (n=...)."""
+    if mean is None or not n:
+        return "no data"
+    return f"{fmt(mean)} ± {fmt(std, 2)} (n={n})"
 
 
 def key_figure_parts(record: dict) -> tuple[str, str]:
@@ -51,26 +120,160 @@ def params_text(params: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items())
 
 
-def setting_text(record: dict) -> str:
-    """The size part of a claim test's setting: run scale plus the parameters beyond arch and dataset."""
-    rest = {k: v for k, v in record.get("params", {}).items() if k not in ("arch", "dataset")}
-    return " · ".join(x for x in (record.get("scale") or "", params_text(rest)) if x)
+def distinguishing_params(record: dict) -> dict:
+    """The parameters that tell this claim test from the claim's others: width, N, variation, ...
+
+    Architecture and dataset have their own columns; the claim id, and a search the claim id
+    already names (search=wm for ainsworth2023-wm-barrier), would only repeat the claim."""
+    words = set(str(record.get("id", "")).split("-"))
+    return {PARAM_LABELS.get(k, k): v for k, v in record.get("params", {}).items()
+            if k not in SHOWN_ELSEWHERE and not (k in NAMED_BY_CLAIM and str(v) in words)}
 
 
-def summary_cells(record: dict) -> tuple[str, ...]:
-    """One row of the people's summary: claim x architecture x dataset x scale, verdict, figure, criterion."""
+def setting_text(record: dict, with_scale: bool = False) -> str:
+    """What distinguishes a claim test's setting (with the run scale, when a report mixes scales)."""
+    parts = (record.get("scale") or "" if with_scale else "", params_text(distinguishing_params(record)))
+    return " · ".join(x for x in parts if x)
+
+
+def summary_cells(record: dict, with_scale: bool = False) -> tuple[str, ...]:
+    """One settings row: claim, architecture, dataset, setting, verdict, key figure, criterion."""
     figure, condition = key_figure_parts(record)
     p = record.get("params", {})
-    return (record["id"], str(p.get("arch", "")), str(p.get("dataset", "")), setting_text(record),
+    return (record["id"], str(p.get("arch", "")), str(p.get("dataset", "")), setting_text(record, with_scale),
             record["verdict"].upper(), figure, condition)
 
 
+def mixed_scales(report: dict) -> bool:
+    return len({r.get("scale") for r in report["claims"] if r.get("scale")}) > 1
+
+
+# -- one claim ---------------------------------------------------------------------------------
+
+def headline_verdict(tests: list[dict]) -> str:
+    """A claim's verdict from its claim tests inside the paper's regime only (see the module docstring)."""
+    inside = [r["verdict"] for r in tests if in_regime(r)]
+    if not inside:
+        return NEEDS_PAPER_SCALE
+    if any(v in (FAIL, ERROR) for v in inside):
+        return FAIL
+    if all(v == PASS for v in inside):
+        return PASS
+    return INCONCLUSIVE
+
+
+def verdict_label(verdict: str) -> str:
+    return "needs the paper scale" if verdict == NEEDS_PAPER_SCALE else verdict.upper()
+
+
+def deciding_test(tests: list[dict], verdict: str) -> dict | None:
+    """The claim test behind a headline verdict: the first in-regime failure (FAIL), the in-regime pass
+    closest to its threshold (PASS), the first in-regime test that did not pass (INCONCLUSIVE); with no
+    test inside the regime, the last test beyond it (the largest setting, as tests are sorted)."""
+    inside = [r for r in tests if in_regime(r)]
+    if verdict == NEEDS_PAPER_SCALE:
+        return tests[-1] if tests else None
+    if verdict == FAIL:
+        return next(r for r in inside if r["verdict"] in (FAIL, ERROR))
+    if verdict == PASS:
+        margin = lambda r: closeness(deciding_judgement(r)) if r.get("judgements") else math.inf
+        return min(inside, key=margin)
+    return next(r for r in inside if r["verdict"] != PASS)
+
+
+def claim_order(claim_ids) -> list[str]:
+    """Headline claims first (in HEADLINE_CLAIMS' order), then the others in catalogue order;
+    claims the catalogue does not know keep their order, after it."""
+    try:
+        from ..catalogue import CLAIMS
+
+        catalogue = list(CLAIMS)
+    except Exception:  # the report must not depend on the catalogue importing
+        catalogue = []
+    ids = list(dict.fromkeys(claim_ids))
+    position = {cid: i for i, cid in enumerate(catalogue)}
+    return sorted(ids, key=lambda c: (position.get(c, len(catalogue)), ids.index(c)))
+
+
+def _is_headline(claim_id: str, tests: list[dict]) -> bool:
+    flags = [r["headline"] for r in tests if "headline" in r]
+    return any(flags) if flags else claim_id in HEADLINE_CLAIMS  # old records: the known headline claims
+
+
 def by_claim(report: dict) -> list[tuple[str, dict, list[dict]]]:
-    """(claim id, a record carrying the claim's paper and statement, the claim's tests) in report order."""
+    """(claim id, a record carrying the claim's paper and statement, the claim's tests): headline claims
+    first, then catalogue order; tests in report order."""
     groups: dict[str, list[dict]] = {}
     for r in report["claims"]:
         groups.setdefault(r["id"], []).append(r)
-    return [(cid, next((r for r in rs if r.get("paper")), rs[0]), rs) for cid, rs in groups.items()]
+    order = claim_order(groups)
+    headline = [c for c in order if _is_headline(c, groups[c])]
+    rank = lambda c: HEADLINE_CLAIMS.index(c) if c in HEADLINE_CLAIMS else len(HEADLINE_CLAIMS)
+    ordered = sorted(headline, key=rank) + [c for c in order if c not in headline]
+    return [(cid, next((r for r in groups[cid] if r.get("paper")), groups[cid][0]), groups[cid]) for cid in ordered]
+
+
+def _published_beside_ours(record: dict | None) -> list[dict]:
+    out = []
+    for p in (record or {}).get("published") or []:
+        if not isinstance(p, dict):
+            continue
+        ours = value_text(p.get("mean"), p.get("std"), p.get("n")) if p.get("statistic") else "not measured"
+        out.append({**p, "ours": f"{p['statistic']} = {ours}" if p.get("statistic") else ours})
+    return out
+
+
+def _claim_setting(record: dict) -> str:
+    """The deciding test's setting in the claims table (which has no architecture or dataset column)."""
+    p = record.get("params", {})
+    return " · ".join(str(x) for x in (p.get("arch"), p.get("dataset"), params_text(distinguishing_params(record))) if x)
+
+
+def claim_tests(n: int) -> str:
+    return f"{n} claim test{'' if n == 1 else 's'}"
+
+
+def agree_text(agrees) -> str:
+    return "yes" if agrees is True else "no" if agrees is False else "—"
+
+
+def claim_summary(claim_id: str, first: dict, tests: list[dict]) -> dict:
+    """report.json's entry for one claim: its headline verdict, what decided it, the paper's figures beside ours."""
+    verdict = headline_verdict(tests)
+    decider = deciding_test(tests, verdict)
+    inside = [r for r in tests if in_regime(r)]
+    counts: dict[str, int] = {}
+    for r in inside:
+        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+    key = None
+    if decider is not None:
+        figure, condition = key_figure_parts(decider)
+        key = {"text": key_figure(decider), "figure": figure, "condition": condition,
+               "setting": _claim_setting(decider),
+               "verdict": decider["verdict"], "in_regime": in_regime(decider),
+               "nodeid": decider.get("nodeid"), "data_file": decider.get("data_file")}
+    with_context = next((r for r in tests if "regime" in r), first)
+    return {
+        "id": claim_id,
+        "paper": first.get("paper", ""),
+        "section": first.get("section", ""),
+        "statement": first.get("statement", ""),
+        "headline": _is_headline(claim_id, tests),
+        "headline_verdict": verdict,
+        "verdict_text": verdict_label(verdict),
+        "n_in_regime": len(inside),
+        "n_beyond": len(tests) - len(inside),
+        "in_regime_counts": counts,
+        "regime": with_context.get("regime") or {},
+        "split": with_context.get("split", ""),
+        "split_source": with_context.get("split_source", ""),
+        "published": _published_beside_ours(decider),
+        "key_figure": key,
+    }
+
+
+def claims_summary(report: dict) -> list[dict]:
+    return [claim_summary(cid, first, tests) for cid, first, tests in by_claim(report)]
 
 
 def run_line(report: dict) -> str:
@@ -78,25 +281,125 @@ def run_line(report: dict) -> str:
             f"commit `{report.get('git_commit')}`, {report['created']}.")
 
 
-def build_report(records: list[dict], meta: dict) -> dict:
+def _ordered_counts(values, order) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for r in records:
-        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
-    return {
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else 99))
+
+
+def build_report(records: list[dict], meta: dict) -> dict:
+    report = {
         "title": "lmc-claims verification report",
         "package_version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         **meta,
-        "counts": dict(sorted(counts.items(), key=lambda kv: VERDICT_ORDER.index(kv[0]) if kv[0] in VERDICT_ORDER else 99)),
+        "counts": _ordered_counts((r["verdict"] for r in records), VERDICT_ORDER),
         "claims": records,
     }
+    report["claims_summary"] = claims_summary(report)
+    report["headline_counts"] = _ordered_counts((c["headline_verdict"] for c in report["claims_summary"]), HEADLINE_ORDER)
+    return report
 
 
-def summary_rows(report: dict) -> list[tuple[str, str, str, str]]:
-    return [(r["id"], params_text(r["params"]), r["verdict"].upper(), key_figure(r)) for r in report["claims"]]
+def summaries(report: dict) -> list[dict]:
+    """The report's claims_summary (recomputed for a report.json written before it existed)."""
+    return report.get("claims_summary") or claims_summary(report)
 
 
-def format_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> list[str]:
+def headline_counts(report: dict) -> dict[str, int]:
+    return report.get("headline_counts") or _ordered_counts((c["headline_verdict"] for c in summaries(report)),
+                                                            HEADLINE_ORDER)
+
+
+# -- the tables ----------------------------------------------------------------------------------
+
+HEADLINE_RULE = ("A claim's verdict is decided only by its claim tests inside the regime its paper states: FAIL if one "
+                 "of them fails (or crashed), PASS if all pass, INCONCLUSIVE otherwise, and \"needs the paper scale\" "
+                 "when none ran inside it. The key figure is the deciding test's criterion: for a PASS the one "
+                 "closest to its threshold, otherwise the first that did not pass.")
+BEYOND_NOTE = "Still measured and shown; these claim tests decide no claim's verdict."
+CLAIM_HEADER = ("claim", "verdict", "tests in / beyond regime", "the paper reports", "ours", "agrees", "key figure")
+SETTINGS_HEADER = ("claim", "architecture", "dataset", "setting", "verdict", "key figure", "criterion")
+TERMINAL_TEXT = 60  # the published figure's text is cut to this many characters in the terminal
+TERMINAL_CLAIM_HEADER = ("claim", "verdict", "in/beyond", "the paper reports", "ours", "agrees", "key figure")
+
+
+def _shorten(text: str, limit: int | None) -> str:
+    return text if limit is None or len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
+def claim_rows(report: dict, limit: int | None = None) -> list[tuple[str, ...]]:
+    """One row per claim (a further row for each further published figure, its other cells empty);
+    `limit` shortens the published text (the terminal's table)."""
+    rows = []
+    for c in summaries(report):
+        key = c.get("key_figure") or {}
+        figure = key.get("text", "")
+        if key.get("setting"):
+            figure += f" [{key['setting']}]"
+        published = c.get("published") or [{}]
+        for i, p in enumerate(published):
+            paper = f"{_shorten(p['text'], limit)} [{p.get('tag', '')}]" if p.get("text") else "—"
+            ours = p.get("ours", "—") if p.get("text") else "—"
+            agrees = agree_text(p.get("agrees")) if p.get("text") else "—"
+            first = i == 0
+            rows.append((c["id"] if first else "", c["verdict_text"] if first else "",
+                         f"{c['n_in_regime']} / {c['n_beyond']}" if first else "", paper, ours, agrees,
+                         figure if first else ""))
+    return rows
+
+
+def settings_split(report: dict) -> tuple[list[dict], list[dict]]:
+    """The claim tests inside and beyond their paper's regime, each in the claims' summary order."""
+    ordered = [r for _, _, tests in by_claim(report) for r in tests]
+    return [r for r in ordered if in_regime(r)], [r for r in ordered if not in_regime(r)]
+
+
+class SummaryRows(list):
+    """`summary_rows`' answer: a list of the settings rows (claim, parameters, verdict, key figure vs
+    criterion), inside the regime first, carrying the per-claim rows and where the rows beyond the
+    regime start, so that `format_table` prints the claims first, then the two settings parts."""
+
+    def __init__(self, rows, claims, n_inside, reasons):
+        super().__init__(rows)
+        self.claims = claims
+        self.n_inside = n_inside
+        self.reasons = reasons  # why each row beyond the regime is beyond it
+
+    def lines(self) -> list[str]:
+        inside, beyond = self[:self.n_inside], self[self.n_inside:]
+        setting_header = ("claim", "parameters", "verdict", "key figure vs criterion")
+        out = ["claims (a claim's verdict is decided only by its claim tests inside the paper's regime)",
+               *_table(self.claims, TERMINAL_CLAIM_HEADER), "",
+               "claim tests inside the paper's regime", *(_table(inside, setting_header) if inside else ["(none)"]), "",
+               "claim tests beyond the paper's regime (measured and shown; they decide no claim's verdict)"]
+        out += _table([(*r, why) for r, why in zip(beyond, self.reasons)], (*setting_header, "why beyond")) if beyond \
+            else ["(none)"]
+        return out
+
+
+def _row_params(record: dict) -> str:
+    p = record.get("params", {})
+    shown = {k: p[k] for k in ("arch", "dataset") if k in p}
+    return params_text({**shown, **distinguishing_params(record)})
+
+
+def summary_rows(report: dict) -> SummaryRows:
+    inside, beyond = settings_split(report)
+    row = lambda r: (r["id"], _row_params(r), r["verdict"].upper(), key_figure(r))
+    return SummaryRows([row(r) for r in inside + beyond], claim_rows(report, TERMINAL_TEXT), len(inside),
+                       [r.get("regime_reason") or "outside the paper's regime" for r in beyond])
+
+
+def _table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> list[str]:
     widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
     return [line(header), line(tuple("-" * w for w in widths))] + [line(r) for r in rows]
+
+
+def format_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> list[str]:
+    """Aligned text columns; `summary_rows`' answer prints as its three tables (its own headers)."""
+    if isinstance(rows, SummaryRows):
+        return rows.lines()
+    return _table(rows, header)
