@@ -18,10 +18,13 @@ SEARCH_STYLE = {
     "random": ("#7f7f7f", "random permutation"),
     "wm": ("#1f77b4", "weight matching (WM)"),
     "ste": ("#2ca02c", "straight-through estimator (STE)"),
+    "ste-gr": ("#98df8a", "STE, Git Re-Basin's Algorithm 2"),
     "am": ("#ff7f0e", "activation matching (AM)"),
+    "mergemany": ("#9467bd", "MergeMany (Git Re-Basin Alg. 3)"),
     "endpoints": ("#000000", "mean of the endpoint models"),
 }
-SHORT_NAME = {"naive": "naive", "random": "random", "wm": "WM", "ste": "STE", "am": "AM", "endpoints": "endpoints (mean)"}
+SHORT_NAME = {"naive": "naive", "random": "random", "wm": "WM", "ste": "STE", "ste-gr": "STE (GR)", "am": "AM",
+              "mergemany": "MergeMany", "endpoints": "endpoints (mean)"}
 _SPARE_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
 
 
@@ -251,6 +254,10 @@ def _merge_panels(ds) -> list[tuple[str, str]]:
     return [(var, label) for var, label in (("test_accuracy", "test accuracy"), ("test_loss", "test loss (nats)")) if var in ds]
 
 
+def _merge_panels(ds) -> list[tuple[str, str]]:
+    return [(var, label) for var, label in (("test_accuracy", "test accuracy"), ("test_loss", "test loss (nats)")) if var in ds]
+
+
 @figure("merged-models", needs={"test_accuracy": ("model_set", "search")},
         caption="Test accuracy and loss of the merged model for each way of aligning the models before averaging. "
         "Bars: mean ± one standard deviation over model sets; lines join the values of one model set.",
@@ -292,6 +299,94 @@ def merge_vs_models(fig, by_n) -> None:
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     legend_below(fig, axes[0])
+
+
+@figure("three-models", needs={"triple_loss": ("triple", "search", "split", "lam")},
+        caption="Ito et al.'s three-model test: b and c each permuted onto the anchor a by each search; the loss along "
+        "the straight line between π_b(b) and π_c(c) (left: training data; thin: every triple, thick: mean) and its "
+        "barrier per triple on training and test data (right).", size=(11.0, 4.4))
+def three_models(fig, ds) -> None:
+    left, right = fig.subplots(1, 2)
+    names = [str(m) for m in ds["search"].values]
+    lam = ds["lam"].values
+    for i, m in enumerate(names):
+        colour, label = search_style(m, i)
+        curves = ds.triple_loss.sel(search=m, split="train").values
+        for row in curves:
+            left.plot(lam, row, color=colour, alpha=0.3, lw=0.8)
+        left.plot(lam, curves.mean(0), color=colour, lw=2.2, label=label)
+    left.set_xlabel("λ (0: π_b(b), 1: π_c(c))")
+    left.set_ylabel("training loss (nats)")
+    left.grid(alpha=0.3)
+    for k, split in enumerate(ds["split"].values):
+        for i, m in enumerate(names):
+            colour, _ = search_style(m, i)
+            v = ds.triple_barrier.sel(search=m, split=split).values
+            x = k * (len(names) + 1) + i
+            mean, std = spread(v)
+            right.bar(x, mean, yerr=std, color=colour, alpha=0.45 if split == "train" else 0.25, capsize=3, width=0.8)
+            right.scatter(np.full(len(v), x), v, color="black", s=10)
+    right.set_xticks([k * (len(names) + 1) + (len(names) - 1) / 2 for k in range(ds.sizes["split"])],
+                     labels=[f"{s} barrier" for s in ds["split"].values])
+    right.set_ylabel("barrier between π_b(b) and π_c(c) (nats)")
+    right.grid(alpha=0.3, axis="y")
+    legend_below(fig, left)
+
+
+@figure("merges-by-n", needs={"merge_test_accuracy": ("n_models", "model_set", "merge_method")},
+        caption="Supporting data: test accuracy and loss of N models merged onto an anchor by each search, or by "
+        "MergeMany, against N. Dots: every disjoint model set; lines: mean ± one standard deviation over sets.",
+        size=(10.0, 4.4))
+def merges_by_n(fig, ds) -> None:
+    ns = [int(n) for n in ds["n_models"].values]
+    axes = fig.subplots(1, 2, squeeze=False)[0]
+    for ax, (var, label) in zip(axes, (("merge_test_accuracy", "test accuracy"), ("merge_test_loss", "test loss (nats)"))):
+        for i, m in enumerate(str(v) for v in ds["merge_method"].values):
+            colour, name = search_style(m, i)
+            columns = [v[np.isfinite(v)] for v in ds[var].sel(merge_method=m).values]
+            trend(ax, np.asarray(ns, float), columns, colour, name, headline=m in ("wm", "ste"))
+        ax.set_xticks(ns)
+        ax.set_xlabel("models merged (N)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    legend_below(fig, axes[0])
+
+
+@figure("ste-convergence", needs={"ste_loss_curve": ("pair", "ste_recipe", "step")},
+        caption="STE's batch loss per optimisation step under each recipe (Ito et al.'s: random combination weights, so "
+        "the loss is noisier; Git Re-Basin's: the fixed midpoint). Thin: every pair; thick: running minimum of the mean.",
+        size=(10.0, 4.0))
+def ste_convergence(fig, ds) -> None:
+    axes = fig.subplots(1, ds.sizes["ste_recipe"], squeeze=False)[0]
+    for i, (ax, recipe) in enumerate(zip(axes, ds["ste_recipe"].values)):
+        colour, name = search_style(str(recipe), i + 3)
+        curves = ds.ste_loss_curve.sel(ste_recipe=recipe).values
+        for row in curves:
+            ax.plot(row, color=colour, alpha=0.35, lw=0.8)
+        mean = np.nanmean(curves, 0)
+        ax.plot(np.fmin.accumulate(np.where(np.isfinite(mean), mean, np.inf)), color=colour, lw=2.2)
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylabel("batch loss (nats)")
+        ax.grid(alpha=0.3)
+
+
+@figure("dimension-vs-barrier", needs={"support_dim": ("pair", "setting"), "wm_midpoint_test_loss": ("pair", "setting")},
+        caption="Ferbach et al.'s Figure 2 protocol: the weights' approximate dimension (participation ratio of W^T W, "
+        "mean over hidden layers) against the barrier (test loss at t = 1/2 after weight matching), one point per pair "
+        "and learning rate; lines join one pair's learning rates.", size=(7.0, 5.0))
+def dimension_vs_barrier(fig, ds) -> None:
+    ax = fig.subplots()
+    settings = [str(v) for v in ds["setting"].values]
+    for row_dim, row_barrier in zip(ds.support_dim.values, ds.wm_midpoint_test_loss.values):
+        ax.plot(row_dim, row_barrier, color="grey", alpha=0.4, lw=0.8)
+    for j, name in enumerate(settings):
+        colour = _SPARE_COLOURS[j % len(_SPARE_COLOURS)] if j >= len(_SPARE_COLOURS) else f"C{j}"
+        ax.scatter(ds.support_dim.values[:, j], ds.wm_midpoint_test_loss.values[:, j], color=colour, s=28, label=name)
+    ax.set_xlabel("approximate dimension (participation ratio)")
+    ax.set_ylabel("test loss at t = 1/2 after WM (nats)")
+    ax.grid(alpha=0.3)
+    legend_below(fig, ax)
 
 
 @figure("combination-loss", needs={"combination_loss": ("pair", "search", "scheme", "sample")},
