@@ -544,8 +544,8 @@ def test_figures_drawn_in_parallel_are_the_serial_figures_in_the_same_order(monk
     drawn = lambda fs: [(f.file, f.title, f.png) for f in fs.all()]
     assert len(serial.all()) == 5 and drawn(parallel) == drawn(serial)
     assert [f.file for f in parallel.all()] == [f"figures/test_sv_{i}.singular-values.png" for i in range(5)]
-    if figures.worker_count(5) >= 2:
-        assert started == [figures.worker_count(5)] and started[0] <= os.cpu_count()
+    if figures.worker_count(5) >= 2:  # this process draws too: one worker fewer
+        assert started == [figures.worker_count(5) - 1] and started[0] < os.cpu_count()
     else:
         assert started == []  # one CPU: no pool
 

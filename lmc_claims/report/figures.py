@@ -16,11 +16,11 @@ datasets that differ only in that parameter (e.g. barrier against width); its fu
 a list of (parameter value, dataset) pairs sorted by value.
 
 matplotlib is imported only when figures are drawn (Agg canvas, no pyplot state), so importing
-the plugin stays cheap and no display is needed. Figures are drawn in parallel by a pool of
-fresh ('spawn') worker processes, at most one per CPU, each returning PNG bytes; the report lists
-them in the same order as a serial run would. A kind whose drawing function cannot travel to a
-worker (one defined inside a function) is drawn in this process, and so is everything when a
-pool cannot start or breaks.
+the plugin stays cheap and no display is needed. Figures are drawn in parallel: this process
+and a pool of fresh ('spawn') worker processes, one CPU each, each figure rendered to PNG bytes;
+the report lists them in the order a serial run would. A kind whose drawing function cannot
+travel to a worker (one defined inside a function) is drawn in this process, and so is
+everything when a pool cannot start or breaks.
 """
 
 from __future__ import annotations
@@ -171,20 +171,29 @@ def worker_count(n_jobs: int) -> int:
 
 
 def _draw_all(jobs: list[_Job]) -> list[tuple[bytes | None, str]]:
-    """Each job's (PNG, error), in the jobs' order; in parallel where there is more than one CPU."""
+    """Each job's (PNG, error), in the jobs' order; in parallel where there is more than one CPU.
+
+    Worker processes take the jobs from the front of the queue while this process, one CPU of
+    the count, draws from its back (cancelling each job before a worker takes it), so one worker
+    fewer has to start."""
     results: list[tuple[bytes | None, str] | None] = [None] * len(jobs)
     portable = [i for i, job in enumerate(jobs) if _portable(job.kind)]
-    workers = worker_count(len(portable))
-    if workers >= 2 and len(portable) >= MIN_PARALLEL:
+    workers = worker_count(len(portable)) - 1  # this process draws too
+    if workers >= 1 and len(portable) >= MIN_PARALLEL:
         try:
             with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
                 with _without_main_script():  # workers start as jobs are submitted
                     futures = {i: pool.submit(_draw, jobs[i].kind, jobs[i].data, jobs[i].title) for i in portable}
+                for i in reversed(portable):
+                    if not futures[i].cancel():
+                        break  # a worker has this one, and every one before it
+                    results[i] = _draw(jobs[i].kind, jobs[i].data, jobs[i].title)
                 for i, future in futures.items():
-                    try:
-                        results[i] = future.result()
-                    except Exception:  # a worker that died, data that did not pickle: drawn below, here
-                        pass
+                    if results[i] is None:
+                        try:
+                            results[i] = future.result()
+                        except Exception:  # a worker that died, data that did not pickle: drawn below, here
+                            pass
         except Exception:  # a pool that cannot start (no semaphores, a sandbox): everything is drawn here
             pass
     return [r if r is not None else _draw(job.kind, job.data, job.title) for r, job in zip(results, jobs)]
