@@ -528,7 +528,13 @@ def sv_items(n: int) -> list[tuple[dict, xr.Dataset]]:
             for i in range(n)]
 
 
-def test_figures_drawn_in_parallel_are_the_serial_figures_in_the_same_order(monkeypatch):
+@pytest.fixture
+def idle_machine(monkeypatch):
+    """As if no other work ran: the figures are drawn by one process per CPU."""
+    monkeypatch.setattr(figures, "_load", lambda: 0.0)
+
+
+def test_figures_drawn_in_parallel_are_the_serial_figures_in_the_same_order(monkeypatch, idle_machine):
     started = []
 
     class Counting(figures.ProcessPoolExecutor):
@@ -550,7 +556,15 @@ def test_figures_drawn_in_parallel_are_the_serial_figures_in_the_same_order(monk
         assert started == []  # one CPU: no pool
 
 
-def test_a_figure_a_worker_cannot_draw_is_a_warning_too(monkeypatch):
+def test_a_busy_machine_draws_the_figures_in_this_process(monkeypatch):
+    monkeypatch.setattr(figures, "_load", lambda: 0.0)
+    assert figures.worker_count(10**6) == min(os.cpu_count(), len(os.sched_getaffinity(0)))  # one per CPU
+    assert figures.worker_count(3) <= 3
+    monkeypatch.setattr(figures, "_load", lambda: 1.0 + 2 * os.cpu_count())
+    assert figures.worker_count(10**6) == 1  # every CPU already busy: no workers to start
+
+
+def test_a_figure_a_worker_cannot_draw_is_a_warning_too(monkeypatch, idle_machine):
     monkeypatch.setattr(figure_kinds, "_KINDS", {k.name: k for k in figures.kinds()})
     # a module-level drawing function (so it travels to the workers) given a dataset it cannot draw
     figure_kinds._KINDS["not-drawable"] = figure_kinds.FigureKind(
@@ -560,7 +574,7 @@ def test_a_figure_a_worker_cannot_draw_is_a_warning_too(monkeypatch):
     assert len(out.warnings) == 4 and all("figure not-drawable for ito2024-singular-values" in w for w in out.warnings)
 
 
-def test_figures_are_drawn_here_when_no_worker_pool_can_start(monkeypatch):
+def test_figures_are_drawn_here_when_no_worker_pool_can_start(monkeypatch, idle_machine):
     def refuse(*args, **kwargs):
         raise OSError("no semaphores here")
 
@@ -575,7 +589,8 @@ def test_workers_do_not_run_an_unguarded_calling_script_again(tmp_path):
     for w in (16, 32, 64, 128):
         write_claim(report_dir / "data", "ito2024-singular-values", sv_claim(rng), mlp(w), f"test_sv_mlp-w{w}")
     script = tmp_path / "rebuild.py"  # no `if __name__ == "__main__":` guard
-    script.write_text("import sys\nfrom lmc_claims.report import rebuild_report\nprint('SCRIPT-RAN', flush=True)\n"
+    script.write_text("import sys\nfrom lmc_claims.report import figures, rebuild_report\nprint('SCRIPT-RAN', flush=True)\n"
+                      "figures._load = lambda: 0.0  # as if the machine were idle: workers draw\n"
                       "report = rebuild_report(sys.argv[1])\nprint('FIGURES', sum(len(r['figures']) for r in report['claims']))\n")
     out = subprocess.run([sys.executable, str(script), str(report_dir)], capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -17,8 +17,8 @@ a list of (parameter value, dataset) pairs sorted by value.
 
 matplotlib is imported only when figures are drawn (Agg canvas, no pyplot state), so importing
 the plugin stays cheap and no display is needed. Figures are drawn in parallel: this process
-and a pool of fresh ('spawn') worker processes, one CPU each, each figure rendered to PNG bytes;
-the report lists them in the order a serial run would. A kind whose drawing function cannot
+and a pool of fresh ('spawn') worker processes, one per idle CPU, each figure rendered to PNG
+bytes; the report lists them in the order a serial run would. A kind whose drawing function cannot
 travel to a worker (one defined inside a function) is drawn in this process, and so is
 everything when a pool cannot start or breaks.
 """
@@ -163,11 +163,22 @@ def _without_main_script():
         main.__dict__.update(saved)
 
 
+def _load() -> float:
+    """Runnable processes on the machine, averaged over the last minute (0 where the system does not say)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
+
+
 def worker_count(n_jobs: int) -> int:
+    """How many processes draw, this one included: one per CPU that other work leaves idle (on a
+    machine already busy, more processes only add their start-up), at most os.cpu_count(), at most one per job."""
     cpus = os.cpu_count() or 1
     if hasattr(os, "sched_getaffinity"):
         cpus = min(cpus, len(os.sched_getaffinity(0)))
-    return max(1, min(cpus, n_jobs))
+    idle = cpus - max(0.0, _load() - 1.0)  # this process is one of the runnable ones
+    return max(1, min(cpus, n_jobs, int(idle)))
 
 
 def _draw_all(jobs: list[_Job]) -> list[tuple[bytes | None, str]]:

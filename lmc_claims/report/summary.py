@@ -182,8 +182,7 @@ def deciding_test(tests: list[dict], verdict: str) -> dict | None:
 
 
 def claim_order(claim_ids) -> list[str]:
-    """Headline claims first (in HEADLINE_CLAIMS' order), then the others in catalogue order;
-    claims the catalogue does not know keep their order, after it."""
+    """Claim ids in catalogue order; claims the catalogue does not know keep their order, after it."""
     try:
         from ..catalogue import CLAIMS
 
