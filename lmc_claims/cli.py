@@ -103,6 +103,45 @@ def cmd_datasets(args) -> int:
     return 0
 
 
+def cmd_prebuild(args) -> int:
+    """Every model and matching the selected claims need, built into the cache (on a cluster with
+    --claims-executor=dask), without running the claim tests: a batch job before `pytest -m claims`."""
+    from .data import set_data_root
+    from .device import resolve_device
+    from .executor import make_executor
+    from .lab import Lab, Progress
+    from .plan import for_claims
+    from .session import ClaimsSession, _split
+    from .zoo import Zoo, default_cache_dir
+
+    if args.claims_data_root:
+        set_data_root(args.claims_data_root)
+    cs = ClaimsSession(scale_name=args.claims_scale, archs=_split(args.claims_arch), claim_ids=_split(args.claims_id),
+                       device_name=args.claims_device, cache_dir=None, report_dir=Path("."),
+                       datasets=_split(args.claims_dataset), data_root=args.claims_data_root, quiet=args.quiet,
+                       is_worker=False)
+    from .catalogue import get_claim
+
+    for claim_id in cs.claim_ids or ():
+        get_claim(claim_id)
+    scale = cs.scale()
+    progress = Progress(quiet=args.quiet, write=lambda line: print(line, flush=True))
+    zoo = Zoo(Path(args.claims_cache_dir).expanduser() if args.claims_cache_dir else default_cache_dir())
+    device = resolve_device(args.claims_device)
+    executor = make_executor(args.claims_executor, device, scheduler=args.claims_scheduler, progress=progress,
+                             shared_cache_root=zoo.root.resolve() if args.claims_shared_cache else None)
+    try:
+        lab = Lab(scale, device, zoo, progress, executor)
+        summary = executor.prebuild(lab, for_claims(scale, cs.claim_ids))
+    except KeyboardInterrupt:
+        print("lmc-claims: interrupted; outstanding jobs cancelled (the cache holds what was finished)", file=sys.stderr)
+        return 130
+    finally:
+        executor.close()
+    print(f"lmc-claims: {summary.line()}; cache {zoo.root}")
+    return 1 if summary.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmc-claims", description="Paper claims on linear mode connectivity as pytest claim tests. "
                                      "Run the claims with `pytest -m claims`.")
@@ -124,6 +163,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_a", metavar="RUN_A", help="the earlier report directory")
     p.add_argument("run_b", metavar="RUN_B", help="the later report directory")
     p.set_defaults(func=cmd_compare)
+    p = sub.add_parser("prebuild", help="train every model and run every matching the selected claims need, into the "
+                       "cache, without running the claim tests (on a Dask cluster with --claims-executor=dask)")
+    p.add_argument("--claims-scale", default="ci", help="smoke, ci (default) or paper")
+    p.add_argument("--claims-arch", "--arch", default=None, metavar="NAME[,NAME]", help="architectures instead of the scale's")
+    p.add_argument("--claims-dataset", default=None, metavar="NAME[,NAME]", help="datasets instead of the scale's")
+    p.add_argument("--claims-id", default=None, metavar="ID[,ID]", help="only what these claims need")
+    p.add_argument("--claims-device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--claims-cache-dir", default=None, metavar="DIR",
+                   help="the model cache (default: $LMC_CLAIMS_CACHE or ~/.cache/lmc-claims)")
+    p.add_argument("--claims-data-root", default=None, metavar="DIR", help="where downloaded datasets live")
+    p.add_argument("--claims-executor", default="local", help="local (default: this process) or dask")
+    p.add_argument("--claims-scheduler", default=None, metavar="ADDRESS",
+                   help="the Dask scheduler (default: $LMC_CLAIMS_SCHEDULER; neither: a LocalCluster on this machine)")
+    p.add_argument("--claims-shared-cache", action="store_true", help="Dask workers write the cache themselves")
+    p.add_argument("-q", "--quiet", action="store_true", help="no line per job")
+    p.set_defaults(func=cmd_prebuild)
     return parser
 
 

@@ -9,20 +9,18 @@ width, seed) tuples.
 
 from __future__ import annotations
 
-import functools
 import sys
 import threading
-import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import torch
 from torch import nn
 
 from .data import TensorData, load_dataset
-from .matching.activation import activation_matching
-from .matching.ste import SteRecipe, ste_matching
-from .matching.weight import weight_matching
+from .executor import LocalExecutor
+from .jobs import PERM, TrainJob, search_job, search_payload, train_job, train_payload
+from .matching.ste import SteRecipe
 from .metrics.interpolation import has_batchnorm
 from .models.registry import get_architecture
 from .permutation.apply import Params, Perms, apply_permutation
@@ -30,7 +28,7 @@ from .permutation.derive import derive_spec
 from .permutation.spec import PermutationSpec
 from .scales import Run, Scale
 from .seeds import sub_seed
-from .training import TrainConfig, concurrent_safe, concurrently, make_model, train
+from .training import TrainConfig, make_model
 from .zoo import Zoo
 
 Pair = tuple[int, int]  # (seed of model A, seed of model B): B is permuted onto A
@@ -38,7 +36,7 @@ Pair = tuple[int, int]  # (seed of model A, seed of model B): B is permuted onto
 # the straight-through estimator under Ito et al.'s recipe ("ste", the one their claims are judged
 # with) and under Git Re-Basin's Algorithm 2 ("ste-gr", supporting data).
 SEARCHES = ("wm", "am", "ste", "ste-gr")
-PERM = "perm/"  # prefix of the permutations in a search's cache payload; the rest is diagnostics
+# PERM (from jobs): prefix of the permutations in a search's cache payload; the rest is diagnostics
 
 
 @dataclass
@@ -113,11 +111,15 @@ class Setting:
 
 
 class Lab:
-    def __init__(self, scale: Scale, device: torch.device, zoo: Zoo, progress: Progress | None = None):
+    def __init__(self, scale: Scale, device: torch.device, zoo: Zoo, progress: Progress | None = None,
+                 executor=None):
         self.scale = scale
         self.device = device
         self.zoo = zoo
         self.progress = progress or Progress(quiet=True)
+        # Where models are trained and searches run: in this process (default) or on a Dask
+        # cluster (lmc_claims/executor.py); the zoo stays the one source of truth either way.
+        self.executor = executor if executor is not None else LocalExecutor()
         self._memo: dict = {}
 
     def memo(self, key: tuple, compute: Callable):
@@ -167,22 +169,18 @@ class Lab:
         """The trained models of these seeds, from the cache or trained (several at once on a CPU)."""
         missing = [s for s in seeds if ("model", *setting.key, s) not in self._memo]
         if missing:
-            safe = concurrent_safe(setting.template)
-            jobs = [functools.partial(self._fetch_model, setting.train_config(s), setting.data) for s in missing]
-            for s, sd in zip(missing, concurrently(jobs, self.device, None if safe else 1)):
+            built = self.executor.models(self, setting, [train_job(setting, s) for s in missing])
+            for s, sd in zip(missing, built):
                 self._memo[("model", *setting.key, s)] = {k: v.to(self.device) for k, v in sd.items()}
         return [self._memo[("model", *setting.key, s)] for s in seeds]
 
-    def _fetch_model(self, cfg: TrainConfig, data: TensorData) -> Params:
+    def _fetch_model(self, job: TrainJob, data: TensorData) -> Params:
         def build():
-            t0 = time.perf_counter()
-            last = {}
-            sd = train(cfg, data, self.device, progress=lambda c, epoch, loss: last.update(epoch=epoch, loss=loss))
-            self.progress(f"trained {cfg.label()}: epoch {last['epoch']}/{cfg.recipe.epochs}, "
-                          f"loss {last['loss']:.4f}, {time.perf_counter() - t0:.1f} s")
+            sd, line = train_payload(job.config, data, self.device)
+            self.progress(line)
             return sd
 
-        return self.zoo.fetch("model", {"train": cfg.as_dict(), "data": data.fingerprint()}, self.device.type, build)[0]
+        return self.executor.fetch(self, job, build)
 
     # -- permutation searches -------------------------------------------------
     def search(self, setting: Setting, method: str, seed_a: int, seed_b: int) -> tuple[Perms, dict]:
@@ -198,34 +196,13 @@ class Lab:
 
     def _fetch_search(self, s: Setting, method: str, seed_a: int, seed_b: int) -> tuple[Perms, dict]:
         a, b = s.model(seed_a), s.model(seed_b)
-        ste = method.startswith("ste")
-        cfg = {
-            "method": method,
-            "a": s.train_config(seed_a).as_dict(),
-            "b": s.train_config(seed_b).as_dict(),
-            "data": s.data.fingerprint(),
-            "ste": asdict(self.ste_recipe(method, seed_a, seed_b)) if ste else None,
-            "am_examples": s.run.n_eval_train if method == "am" else None,
-        }
+        job = search_job(s, method, seed_a, seed_b)
 
         def build():
-            t0 = time.perf_counter()
-            extra = {}
-            if method == "wm":
-                res = weight_matching(s.spec, a, b, seed=sub_seed("wm", seed_a, seed_b))
-            elif method == "am":
-                res = activation_matching(s.spec, s.template, a, b, s.eval_sets["train"][0])
-            else:
-                res = ste_matching(s.spec, s.template, a, b, s.data.x_train, s.data.y_train,
-                                   self.ste_recipe(method, seed_a, seed_b))
-                extra = {"loss_curve": torch.tensor(res.loss_curve, dtype=torch.float64),
-                         "drift_curve": torch.tensor(res.drift_curve, dtype=torch.float64),
-                         "drift": torch.tensor(res.drift, dtype=torch.float64),
-                         "best_step": torch.tensor(res.best_step), "n_steps": torch.tensor(res.n_steps)}
-            done = f", drift {res.drift:.3g}, {res.n_steps} steps" if ste else ""
-            self.progress(f"{method} matching {s.label} seeds {seed_b}->{seed_a}: {time.perf_counter() - t0:.1f} s{done}")
-            return {**{PERM + p: v.cpu() for p, v in res.perms.items()}, **extra}
+            payload, line = search_payload(s, method, seed_a, seed_b, a, b, job.ste)
+            self.progress(line)
+            return payload
 
-        payload, _ = self.zoo.fetch("match", cfg, self.device.type, build)
+        payload = self.executor.fetch(self, job, build)
         perms = {k[len(PERM):]: v.to(self.device) for k, v in payload.items() if k.startswith(PERM)}
         return perms, {k: v for k, v in payload.items() if not k.startswith(PERM)}

@@ -15,6 +15,8 @@ from .session import CLAIM_PROPERTY, ClaimsSession, claim_ids_of, claims_selecte
 from .session import verify as verify_and_record
 
 _KEY = pytest.StashKey[ClaimsSession]()
+_LAB = pytest.StashKey[object]()  # the run's Lab, made by the claims_lab fixture or the prebuild
+_CLUSTER = pytest.StashKey[object]()  # a LocalCluster the xdist controller started for its workers
 
 
 def _checked(kind: str, names):
@@ -44,6 +46,12 @@ def _device_names():
     return DEVICE_CHOICES
 
 
+def _executor_names():
+    from .session import executor_names
+
+    return executor_names()
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("lmc-claims", "linear mode connectivity claim tests (pytest -m claims)")
     group.addoption("--claims-scale", default="ci", metavar="smoke|ci|paper", type=_checked("scale", _scale_names),
@@ -63,6 +71,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="run only these claims (ids from `lmc-claims list`)")
     group.addoption("--claims-data-root", default=None, metavar="DIR",
                     help="where downloaded datasets live (default: $LMC_CLAIMS_DATA or ./datasets)")
+    group.addoption("--claims-executor", default="local", metavar="local|dask", type=_checked("executor", _executor_names),
+                    help="where models are trained and matchings searched: local (default: this process) or dask "
+                    "(a Dask cluster: every model and matching the selected claims need is submitted before they run)")
+    group.addoption("--claims-scheduler", default=None, metavar="ADDRESS",
+                    help="the Dask scheduler for --claims-executor=dask (default: $LMC_CLAIMS_SCHEDULER; neither: a "
+                    "LocalCluster on this machine, one worker per core or GPU, shut down at the end)")
+    group.addoption("--claims-shared-cache", action="store_true", default=False,
+                    help="with --claims-executor=dask, workers write the cache themselves: the cache directory must be "
+                    "on a filesystem every worker mounts at the same path, with working file locks (README)")
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -79,6 +96,34 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(e)) from None
     if selected and not session.is_worker and getattr(config.option, "xmlpath", None) is None:
         config.option.xmlpath = str(session.report_dir / "junit.xml")
+    if selected and session.executor == "dask" and not session.is_worker and _xdist_controller(config):
+        _share_cluster(config, session)
+
+
+def _xdist_controller(config: pytest.Config) -> bool:
+    return getattr(config.option, "dist", "no") != "no" and bool(getattr(config.option, "numprocesses", None) or
+                                                                 getattr(config.option, "tx", None))
+
+
+def _share_cluster(config: pytest.Config, session: ClaimsSession) -> None:
+    """Under pytest-xdist, one LocalCluster for all workers (each worker is a client of it)."""
+    from .session import share_cluster
+
+    try:
+        cluster = share_cluster(session)
+    except LmcClaimsError as e:
+        raise pytest.UsageError(str(e)) from None
+    if cluster is not None:
+        config.stash[_CLUSTER] = cluster
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    lab = config.stash.get(_LAB, None)
+    if lab is not None:
+        lab.executor.close()
+    cluster = config.stash.get(_CLUSTER, None)
+    if cluster is not None:
+        cluster.close()
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -101,16 +146,27 @@ def claims_scale(claims_session):
 @pytest.fixture(scope="session")
 def claims_lab(request, claims_session, claims_scale):
     """Trained models and permutation searches, cached on disk and shared by all claim tests."""
-    from .device import resolve_device
-    from .lab import Lab, Progress
-    from .zoo import Zoo, default_cache_dir
+    return _lab(request.config)
 
-    try:
-        zoo = Zoo(claims_session.cache_dir or default_cache_dir())
-        device = resolve_device(claims_session.device_name)
-    except LmcClaimsError as e:
-        pytest.exit(str(e), returncode=4)
-    return Lab(claims_scale, device, zoo, Progress(quiet=claims_session.quiet, write=_terminal_writer(request.config)))
+
+def _lab(config: pytest.Config):
+    """The run's Lab (made once): its zoo, device and executor."""
+    if _LAB not in config.stash:
+        from .device import resolve_device
+        from .lab import Lab, Progress
+        from .session import make_executor
+        from .zoo import Zoo, default_cache_dir
+
+        cs = config.stash[_KEY]
+        progress = Progress(quiet=cs.quiet, write=_terminal_writer(config))
+        try:
+            zoo = Zoo(cs.cache_dir or default_cache_dir())
+            device = resolve_device(cs.device_name)
+            executor = make_executor(cs, device, zoo, progress)
+        except LmcClaimsError as e:
+            pytest.exit(str(e), returncode=4)
+        config.stash[_LAB] = Lab(cs.scale(), device, zoo, progress, executor)
+    return config.stash[_LAB]
 
 
 def _terminal_writer(config: pytest.Config):
@@ -149,6 +205,18 @@ class _Hooks:
         if deselected:
             config.hook.pytest_deselected(items=deselected)
             items[:] = [i for i in items if i not in deselected]
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        """With a cluster, every model and matching the collected claim tests need is submitted
+        now, so that the cluster is kept busy and the tests find a warm cache."""
+        if self.cs.executor == "local" or not claims_selected(session.config) or session.config.option.collectonly:
+            return
+        items = [i for i in session.items if "claims" in i.keywords]
+        if not items:
+            return
+        from .session import prebuild
+
+        prebuild(_lab(session.config), items)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         self.cs.add_report(report)

@@ -48,6 +48,9 @@ class ClaimsSession:
     report: dict | None = None
     error: str | None = None  # why the report could not be written, if it could not
     _validated: bool = False
+    executor: str = "local"  # where models and matchings are built: "local" or "dask" (executor.py)
+    scheduler: str | None = None  # the Dask scheduler's address (None: $LMC_CLAIMS_SCHEDULER, else a LocalCluster)
+    shared_cache: bool = False  # Dask workers write the cache themselves
 
     @classmethod
     def from_config(cls, config: pytest.Config) -> "ClaimsSession":
@@ -63,6 +66,9 @@ class ClaimsSession:
             report_dir=(Path(config.invocation_params.dir) / opt.claims_report_dir).resolve(),
             quiet=config.get_verbosity() < 0,
             is_worker=hasattr(config, "workerinput"),
+            executor=getattr(opt, "claims_executor", "local"),
+            scheduler=getattr(opt, "claims_scheduler", None),
+            shared_cache=getattr(opt, "claims_shared_cache", False),
         )
 
     @property
@@ -159,6 +165,45 @@ def claim_ids_of(item: pytest.Item) -> set[str]:
         return {params["claim"]}
     module_claim = getattr(getattr(item, "module", None), "CLAIM", None)
     return {module_claim} if module_claim else set()
+
+
+# -- building on a cluster (--claims-executor) -----------------------------------------------
+
+def executor_names() -> tuple[str, ...]:
+    from .executor import EXECUTORS
+
+    return EXECUTORS
+
+
+def make_executor(session: ClaimsSession, device, zoo, progress):
+    """The run's executor: local (default) or a Dask client (lmc_claims/executor.py)."""
+    from .executor import make_executor as make
+
+    return make(session.executor, device, scheduler=session.scheduler, progress=progress,
+                shared_cache_root=zoo.root.resolve() if session.shared_cache else None)
+
+
+def prebuild(lab, items: list[pytest.Item]) -> None:
+    """Submit every model and matching the collected claim tests need (lmc_claims/plan.py) and
+    store them as they arrive, before the first claim test runs."""
+    from .plan import for_items
+
+    lab.progress(lab.executor.prebuild(lab, for_items(lab.scale, items)).line())
+
+
+def share_cluster(session: ClaimsSession):
+    """Under pytest-xdist with --claims-executor=dask and no scheduler: one LocalCluster for all
+    workers, its address exported to them ($LMC_CLAIMS_SCHEDULER); None when a scheduler is given."""
+    import os
+
+    from .device import resolve_device
+    from .executor import SCHEDULER_ENV, start_local_cluster
+
+    if session.scheduler or os.environ.get(SCHEDULER_ENV):
+        return None
+    cluster = start_local_cluster(resolve_device(session.device_name))
+    os.environ[SCHEDULER_ENV] = cluster.scheduler_address  # the workers, started next, inherit it
+    return cluster
 
 
 # -- judging one claim test --------------------------------------------------------------

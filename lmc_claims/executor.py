@@ -1,0 +1,400 @@
+"""Where the jobs of `jobs.py` run: in this process (`LocalExecutor`, the default, exactly the
+behaviour of a plain run) or on a Dask cluster (`DaskExecutor`).
+
+The cache stays the one source of truth. On a cluster, each job is a Dask task whose key is its
+zoo entry (`model-<zoo key>`, `match-<zoo key>`), so two clients of one cluster share every
+entry and each is built once per cluster. By default a worker returns the payload and this
+process stores it through `Zoo.fetch` (atomic write, checksum, COMPLETE marker), so a worker
+killed mid-job leaves nothing in the cache and Dask runs the job again elsewhere. With
+`shared_cache=True` the workers write the cache themselves (`Zoo.fetch` on the same root,
+whose file lock must then work on that filesystem: see README, "Running on a cluster").
+
+`distributed` is imported only when a Dask executor is made.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable
+
+import torch
+
+from .errors import LmcClaimsError
+from .jobs import Context, Done, Failed, Job, SearchJob, TrainJob, entry_complete, run_search, run_train, traceback_tail
+from .jobs import versions, worker_facts, check_versions
+
+if TYPE_CHECKING:
+    from .lab import Lab, Setting
+    from .plan import Plan
+
+EXECUTORS = ("local", "dask")
+SCHEDULER_ENV = "LMC_CLAIMS_SCHEDULER"
+JOBS_PER_GPU_ENV = "LMC_CLAIMS_JOBS_PER_GPU"  # several small models may share a GPU (worker threads)
+RETRIES = 2  # a job that raised (not a user error, which is returned as `Failed`) runs up to 3 times
+
+
+def _hms(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60:02d} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
+
+
+@dataclass
+class Tally:
+    """Jobs done out of the total, with the time left at the pace so far."""
+
+    total: int
+    done: int = 0
+    failed: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+    def step(self, failed: bool = False) -> str:
+        self.done += 1
+        self.failed += failed
+        elapsed = time.perf_counter() - self.start
+        left = elapsed / self.done * (self.total - self.done)
+        return f"[{self.done}/{self.total} jobs, {_hms(elapsed)} elapsed, ~{_hms(left)} left]"
+
+
+@dataclass
+class PrebuildSummary:
+    jobs: int  # jobs the plan holds
+    submitted: int  # of them not in the cache yet
+    failed: int
+    seconds: float
+
+    def line(self) -> str:
+        fail = f", {self.failed} failed (their claim tests will show why)" if self.failed else ""
+        return (f"prebuild: {self.jobs} models and matchings planned, {self.jobs - self.submitted} already in the cache, "
+                f"{self.submitted} built in {_hms(self.seconds)}{fail}")
+
+
+class LocalExecutor:
+    """Everything in this process, as a plain run always did: models of a setting trained at once
+    on a CPU (one thread each), searches one by one."""
+
+    name = "local"
+
+    def models(self, lab: "Lab", setting: "Setting", jobs: list[TrainJob]) -> list[dict]:
+        from .training import concurrent_safe, concurrently
+
+        safe = concurrent_safe(setting.template)
+        calls = [functools.partial(lab._fetch_model, job, setting.data) for job in jobs]
+        return concurrently(calls, lab.device, None if safe else 1)
+
+    def fetch(self, lab: "Lab", job: Job, build: Callable[[], dict]) -> dict:
+        return lab.zoo.fetch(job.kind, job.zoo_config, job.device, build)[0]
+
+    def prebuild(self, lab: "Lab", plan: "Plan") -> PrebuildSummary:
+        """Build the plan here (the `lmc-claims prebuild` of a single machine)."""
+        t0 = time.perf_counter()
+        jobs = plan.jobs(lab)
+        todo = sum(not entry_complete(lab.zoo, j) for j in jobs)
+        for setting, seeds in plan.models_by_setting(lab):
+            lab.models(setting, seeds)
+        for setting, method, a, b in plan.search_list(lab):
+            lab.search(setting, method, a, b)
+        return PrebuildSummary(len(jobs), todo, 0, time.perf_counter() - t0)
+
+    def close(self) -> None:
+        pass
+
+
+def _distributed():
+    try:
+        import distributed
+    except ImportError:
+        raise LmcClaimsError("--claims-executor=dask needs Dask's `distributed` package, which is not installed.",
+                             'pip install -e ".[dask]" (or pip install "distributed>=2024.1").') from None
+    return distributed
+
+
+def start_local_cluster(device: torch.device, n_workers: int | None = None):
+    """A cluster on this machine: one single-threaded worker process per core on a CPU; one worker
+    per GPU on CUDA (dask-cuda's LocalCUDACluster when installed, else one pinned worker per GPU
+    declaring the resource GPU)."""
+    distributed = _distributed()
+    from .cpu import cpu_workers
+
+    dashboard = ":0" if _has_bokeh() else None
+    if device.type == "cuda":
+        per_gpu = max(1, int(os.environ.get(JOBS_PER_GPU_ENV) or 1))
+        try:
+            from dask_cuda import LocalCUDACluster
+        except ImportError:
+            n = n_workers or torch.cuda.device_count()
+            workers = {f"gpu-{i}": {"cls": distributed.Nanny, "options": {
+                "nthreads": per_gpu, "resources": {"GPU": per_gpu}, "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
+                for i in range(n)}
+            return distributed.SpecCluster(workers=workers, scheduler={"cls": distributed.Scheduler, "options": {
+                "dashboard_address": dashboard}}, silence_logs=logging.ERROR)
+        return LocalCUDACluster(threads_per_worker=per_gpu, dashboard_address=dashboard, silence_logs=logging.ERROR,
+                                **({"n_workers": n_workers} if n_workers else {}))
+    return distributed.LocalCluster(n_workers=n_workers or cpu_workers(), threads_per_worker=1, processes=True,
+                                    dashboard_address=dashboard, silence_logs=logging.ERROR)
+
+
+def _has_bokeh() -> bool:
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class DaskExecutor:
+    """Jobs as Dask tasks keyed by their cache entries; this process stores what they return
+    (or, in shared-cache mode, finds what the workers stored)."""
+
+    name = "dask"
+
+    def __init__(self, device: torch.device, scheduler: str | None = None, *, shared_cache_root: str | None = None,
+                 n_workers: int | None = None, progress: Callable[[str], None] | None = None):
+        distributed = _distributed()
+        self.device = torch.device(device)
+        self.progress = progress or (lambda line: None)
+        self.cluster = None
+        self._closed = False
+        self.futures: dict[str, object] = {}
+        self.failed: dict[str, LmcClaimsError] = {}
+        self._scattered: dict[str, object] = {}
+        self._tally: Tally | None = None
+        try:
+            if scheduler:
+                self.client = distributed.Client(scheduler, timeout="60s")
+            else:
+                self.cluster = start_local_cluster(self.device, n_workers)
+                self.client = distributed.Client(self.cluster)
+        except OSError as e:
+            self.close()
+            raise LmcClaimsError(f"Could not reach the Dask scheduler {scheduler!r} ({e}).",
+                                 f"check the address (--claims-scheduler or ${SCHEDULER_ENV}) and that the scheduler runs.") from None
+        except BaseException:
+            self.close()
+            raise
+        try:
+            facts = self.check_workers()
+        except BaseException:
+            self.close()
+            raise
+        gpu_workers = [w for w in self.client.scheduler_info()["workers"].values() if "GPU" in (w.get("resources") or {})]
+        # Worker resources matter on clusters mixing CPU and GPU workers: CUDA jobs then go to GPU workers only.
+        self.resources = {"GPU": 1} if self.device.type == "cuda" and gpu_workers else None
+        self.ctx = Context(versions(), str(shared_cache_root) if shared_cache_root else None)
+        where = f"scheduler {scheduler}" if scheduler else f"a LocalCluster started here ({type(self.cluster).__name__})"
+        link = getattr(self.client, "dashboard_link", None) if self.cluster is None or _has_bokeh() else None
+        self.progress(f"dask executor: {where}, {len(facts)} workers"
+                      + (", workers write the shared cache" if shared_cache_root else "")
+                      + (f", dashboard {link}" if link else ""))
+
+    # -- connecting ----------------------------------------------------------------------
+    def check_workers(self) -> dict:
+        """Run the version probe on every worker; refuse one that differs from this process."""
+        facts = self.client.run(worker_facts)
+        ours = versions()
+        for address, f in sorted(facts.items()):
+            check_versions(f["versions"], ours, address)
+            if self.device.type == "cuda" and not f["cuda"]:
+                raise LmcClaimsError(f"The Dask worker {address} sees no CUDA device, but this run trains on CUDA.",
+                                     "start the workers on GPU nodes, or run with --claims-device=cpu.")
+        return facts
+
+    @property
+    def shared(self) -> bool:
+        return self.ctx.shared_root is not None
+
+    def key(self, lab: "Lab", job: Job) -> str:
+        """The task's key: the cache entry it builds."""
+        return f"{job.kind}-{lab.zoo.key(job.kind, job.zoo_config, job.device)}"
+
+    # -- submitting ------------------------------------------------------------------------
+    def submit(self, lab: "Lab", job: Job):
+        key = self.key(lab, job)
+        if key not in self.futures:
+            opts = dict(key=key, retries=RETRIES, resources=self.resources)
+            if isinstance(job, TrainJob):
+                self.futures[key] = self.client.submit(run_train, job, self.ctx, **opts)
+            else:
+                a, b = self._model_input(lab, job.a), self._model_input(lab, job.b)
+                self.futures[key] = self.client.submit(run_search, job, a, b, self.ctx, **opts)
+        return self.futures[key]
+
+    def _model_input(self, lab: "Lab", job: TrainJob):
+        """A search's model: the model job's future, the cache entry (shared cache), or the cached
+        payload sent from here."""
+        key = self.key(lab, job)
+        if key in self.futures:
+            return self.futures[key]
+        if entry_complete(lab.zoo, job):
+            if self.shared:
+                from .jobs import ModelRef
+
+                return ModelRef(job)
+            if key not in self._scattered:
+                payload = lab.zoo.fetch(job.kind, job.zoo_config, job.device, lambda: self.result(lab, job))[0]
+                self._scattered[key] = self.client.scatter(Done(payload, "", "client", 0.0, built=False))
+            return self._scattered[key]
+        return self.submit(lab, job)
+
+    # -- waiting -------------------------------------------------------------------------------
+    def result(self, lab: "Lab", job: Job) -> dict | None:
+        """Wait for the job (submitting it if needed); its payload (None in shared-cache mode).
+        A job that failed for good raises its error, with the worker's traceback summarised."""
+        key = self.key(lab, job)
+        if key in self.failed:
+            raise self.failed[key]
+        for model in (job.a, job.b) if isinstance(job, SearchJob) else ():
+            err = self.failed.get(self.key(lab, model))
+            if err is not None:  # as a worker would say it, without sending the job
+                raise LmcClaimsError(f"{job.describe()} failed (its input failed: {model.describe()}): {err.problem}",
+                                     err.fix)
+        fut = self.submit(lab, job)
+        try:
+            res = self._wait(fut, job)
+        except LmcClaimsError as e:
+            self.failed[key] = e
+            self.futures.pop(key, None)
+            raise
+        self.futures.pop(key, None)  # stored by the caller next: the cache holds it from now on
+        if res.built:
+            tally = f" {self._tally.step()}" if self._tally else ""
+            self.progress(f"{res.message} on {res.worker}{tally}")
+        elif self._tally:
+            self._tally.step()
+        return res.payload
+
+    def _wait(self, fut, job: Job) -> Done:
+        try:
+            res = fut.result()
+        except KeyboardInterrupt:
+            self.close()
+            raise
+        except Exception as e:
+            if type(e).__name__ == "KilledWorker":
+                raise LmcClaimsError(f"{job.describe()} failed on the Dask cluster: every worker that ran it died ({e}).",
+                                     "look at the workers' logs (out of memory?); raise the workers' memory limit or "
+                                     "use fewer workers per machine.") from None
+            raise LmcClaimsError(
+                f"{job.describe()} failed on the Dask cluster after {RETRIES + 1} attempts: {type(e).__name__}: {e}\n"
+                f"Worker traceback (last lines):\n{traceback_tail(e)}",
+                "see the traceback above; the same job runs locally with --claims-executor=local.") from None
+        if isinstance(res, Failed):
+            raise res.error(job.describe())
+        return res
+
+    def fetch(self, lab: "Lab", job: Job, build: Callable[[], dict]) -> dict:
+        """The job's cache entry, built on the cluster if absent. (`build`, the in-process way, is
+        not used: a worker builds it.)"""
+        if self.shared:
+            if not entry_complete(lab.zoo, job):
+                self.result(lab, job)  # outside the entry's lock: the worker takes it to store
+            return lab.zoo.fetch(job.kind, job.zoo_config, job.device, lambda: self._not_visible(lab, job))[0]
+        return lab.zoo.fetch(job.kind, job.zoo_config, job.device, lambda: self.result(lab, job))[0]
+
+    def _not_visible(self, lab: "Lab", job: Job):
+        raise LmcClaimsError(
+            f"{job.describe()} was stored by a Dask worker in the shared cache, but {lab.zoo.root} here does not "
+            "show it.", "with --claims-shared-cache, every worker must see the cache directory at the same path "
+                        "(a shared filesystem); otherwise run without --claims-shared-cache.")
+
+    def models(self, lab: "Lab", setting: "Setting", jobs: list[TrainJob]) -> list[dict]:
+        for job in jobs:  # all on the cluster at once, then collected one by one
+            if not entry_complete(lab.zoo, job):
+                self.submit(lab, job)
+        return [lab._fetch_model(job, setting.data) for job in jobs]
+
+    # -- everything up front -------------------------------------------------------------------
+    def prebuild(self, lab: "Lab", plan: "Plan") -> PrebuildSummary:
+        """Submit every job of the plan that the cache lacks at once, then store each result as it
+        arrives (progress: jobs done / total, time left). Failures are kept and raised where a
+        claim test asks for the entry."""
+        distributed = _distributed()
+        t0 = time.perf_counter()
+        jobs = plan.jobs(lab)
+        todo = [j for j in jobs if not entry_complete(lab.zoo, j)]
+        self._tally = Tally(len(todo))
+        try:
+            by_key = {}
+            futures = []
+            for job in todo:
+                fut = self.submit(lab, job)
+                if fut.key not in by_key:
+                    by_key[fut.key] = job
+                    futures.append(fut)
+            if todo:
+                self.progress(f"prebuild: {len(by_key)} models and matchings submitted "
+                              f"({len(jobs) - len(todo)} of {len(jobs)} already in the cache)")
+            done = distributed.as_completed(futures)
+            del futures  # each result is released once stored (and no search waits for it)
+            for fut in done:
+                job = by_key.pop(fut.key)
+                del fut
+                before = self._tally.done
+                try:
+                    if self.shared:  # the worker stored it: check that this process sees it, load nothing
+                        self.result(lab, job)
+                        if not entry_complete(lab.zoo, job):
+                            self._not_visible(lab, job)
+                    else:
+                        self.fetch(lab, job, build=None)
+                except LmcClaimsError as e:
+                    self.progress(f"FAILED {job.describe()} {self._tally.step(failed=True)}: "
+                                  f"{e.problem.splitlines()[0]}")
+                if self._tally.done == before:  # another process stored it first
+                    self._tally.step()
+        except KeyboardInterrupt:
+            self.close()
+            raise
+        finally:
+            failed = self._tally.failed
+            self._tally = None
+        return PrebuildSummary(len(jobs), len(todo), failed, time.perf_counter() - t0)
+
+    # -- ending ------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Cancel what is still outstanding and close the client, and the cluster if this run started it."""
+        if self._closed:
+            return
+        self._closed = True
+        client = getattr(self, "client", None)
+        try:
+            if client is not None:
+                pending = [f for f in self.futures.values() if not f.done()]
+                if pending:
+                    client.cancel(pending, force=True)
+                client.close()
+        finally:
+            if self.cluster is not None:
+                self.cluster.close()
+
+
+def make_executor(name: str, device: torch.device, *, scheduler: str | None = None, shared_cache_root=None,
+                  progress: Callable[[str], None] | None = None, n_workers: int | None = None):
+    """The executor a run asked for: `local` (default) or `dask` (a scheduler address, else
+    $LMC_CLAIMS_SCHEDULER, else a LocalCluster on this machine)."""
+    if name not in EXECUTORS:
+        from .errors import unknown_name
+
+        raise unknown_name("executor", name, EXECUTORS)
+    if name == "local":
+        if shared_cache_root:
+            raise LmcClaimsError("--claims-shared-cache only applies to --claims-executor=dask.",
+                                 "add --claims-executor=dask, or drop --claims-shared-cache.")
+        return LocalExecutor()
+    scheduler = scheduler or os.environ.get(SCHEDULER_ENV) or None
+    return DaskExecutor(device, scheduler, shared_cache_root=shared_cache_root, progress=progress, n_workers=n_workers)
+
+
+def worker_pids(executor: DaskExecutor) -> dict[str, int]:
+    """Worker address -> process id (the fault tests kill one)."""
+    return executor.client.run(os.getpid)
+
+
+__all__: Iterable[str] = ("EXECUTORS", "LocalExecutor", "DaskExecutor", "make_executor", "start_local_cluster", "Tally")
