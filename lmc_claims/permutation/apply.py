@@ -1,7 +1,8 @@
 """Applying permutations to parameter dictionaries.
 
 Convention: `perms[p]` is an index tensor; the permuted parameter is
-`param.index_select(axis, perms[p])`, so new unit i is old unit perms[p][i].
+`param.index_select(axis, perms[p])`, so new unit i is old unit perms[p][i]. A composite
+axis (see spec.py) is indexed the same way, by its segments' block indices expanded and offset.
 """
 
 from __future__ import annotations
@@ -28,12 +29,29 @@ def random_perms(spec: PermutationSpec, params: Params, generator: torch.Generat
     }
 
 
+def composite_index(segments, perms: Perms, device: torch.device) -> torch.Tensor:
+    """The index of a composite axis: each segment's blocks in the order of its permutation."""
+    parts, offset = [], 0
+    for p, units, block in segments:
+        n = units * block
+        if p is None:
+            parts.append(torch.arange(offset, offset + n, device=device))
+        else:
+            idx = perms[p].to(device)
+            parts.append((idx[:, None] * block + torch.arange(block, device=device)).reshape(-1) + offset)
+        offset += n
+    return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long, device=device)
+
+
 def permute_param(
     spec: PermutationSpec, perms: Perms, name: str, w: torch.Tensor, except_axis: int | None = None
 ) -> torch.Tensor:
     for axis, p in enumerate(spec.axes_to_perm.get(name, ())):
         if p is not None and axis != except_axis:
             w = w.index_select(axis, perms[p])
+    for axis, segments in spec.composite_axes.get(name, {}).items():
+        if axis != except_axis:
+            w = w.index_select(axis, composite_index(segments, perms, w.device))
     return w
 
 
@@ -57,3 +75,47 @@ def compose(first: Perms, then: Perms) -> Perms:
 
 def inverse(perms: Perms) -> Perms:
     return {p: torch.argsort(idx) for p, idx in perms.items()}
+
+
+def plain_view(spec: PermutationSpec, params: Params) -> tuple[PermutationSpec, Params]:
+    """The same symmetry over views of the parameters in which every permuted axis is plain.
+
+    A composite axis is cut into one view per segment, named `param[axis:offset]`; a segment of
+    blocks gets its blocks as an extra axis (units, block), the permutation on the first.
+    Every entry of a parameter is in exactly one view and each view is permuted as that part
+    of the parameter is, so matching (or any sum over entries) on the views is the same as on
+    the parameters, and it needs only plain axes. The views share memory with `params`.
+    Returns (spec, params) themselves when the spec has no composite axes.
+    """
+    if not spec.composite_axes:
+        return spec, params
+    axes: dict[str, tuple[str | None, ...]] = {}
+    views: Params = {}
+    for name, w in params.items():
+        if name not in spec.composite_axes:
+            views[name] = w
+            if name in spec.axes_to_perm:
+                axes[name] = spec.axes_to_perm[name]
+            continue
+        # (name, view, perm of each view dim, view dim of each parameter axis)
+        pieces = [(name, w, list(spec.axes_to_perm[name]), list(range(w.dim())))]
+        for axis, segments in sorted(spec.composite_axes[name].items()):
+            cut = []
+            for piece_name, v, perms, where in pieces:
+                offset = 0
+                for p, units, block in segments:
+                    d = where[axis]
+                    part = v.narrow(d, offset, units * block)
+                    part_perms, part_where = list(perms), list(where)
+                    if block > 1:
+                        part = part.unflatten(d, (units, block))
+                        part_perms[d + 1 : d + 1] = [None]
+                        part_where = [k + 1 if k > d else k for k in part_where]
+                    part_perms[d] = p
+                    cut.append((f"{piece_name}[{axis}:{offset}]", part, part_perms, part_where))
+                    offset += units * block
+            pieces = cut
+        for piece_name, v, perms, _ in pieces:
+            views[piece_name] = v
+            axes[piece_name] = tuple(perms)
+    return PermutationSpec.from_axes(axes), views
