@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 
@@ -392,9 +392,4 @@ def make_executor(name: str, device: torch.device, *, scheduler: str | None = No
     return DaskExecutor(device, scheduler, shared_cache_root=shared_cache_root, progress=progress, n_workers=n_workers)
 
 
-def worker_pids(executor: DaskExecutor) -> dict[str, int]:
-    """Worker address -> process id (the fault tests kill one)."""
-    return executor.client.run(os.getpid)
-
-
-__all__: Iterable[str] = ("EXECUTORS", "LocalExecutor", "DaskExecutor", "make_executor", "start_local_cluster", "Tally")
+__all__ = ("EXECUTORS", "LocalExecutor", "DaskExecutor", "make_executor", "start_local_cluster", "Tally")

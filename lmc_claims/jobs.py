@@ -312,8 +312,8 @@ def _zoo(ctx: Context):
     return Zoo(ctx.shared_root)
 
 
-def _check_data(job: TrainJob, data: "TensorData") -> None:
-    fp = data.fingerprint()
+def _check_data(job: TrainJob) -> None:
+    fp = job.data.fingerprint()  # once per process and dataset
     if fp != job.fingerprint:
         raise LmcClaimsError(
             f"The worker's {job.data.dataset} data (fingerprint {fp}) are not the client's ({job.fingerprint}).",
@@ -322,7 +322,7 @@ def _check_data(job: TrainJob, data: "TensorData") -> None:
 
 def _train(job: TrainJob) -> tuple[dict, str]:
     data = job.data.load()
-    _check_data(job, data)
+    _check_data(job)
     device = torch.device(job.device)
     return train_payload(job.config, data if device.type == "cpu" else _on(data, device), device)
 
@@ -396,7 +396,7 @@ def run_search(job: SearchJob, a: Any, b: Any, ctx: Context = Context()) -> Done
 
     def compute():
         s = worker_setting(job.setting, job.device)
-        _check_data(job.a, job.a.data.load())
+        _check_data(job.a)
 
         def build():
             dev = s.lab.device
