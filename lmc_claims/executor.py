@@ -131,10 +131,10 @@ def start_local_cluster(device: torch.device, n_workers: int | None = None):
         except ImportError:
             n = n_workers or torch.cuda.device_count()
             workers = {f"gpu-{i}": {"cls": distributed.Nanny, "options": {
-                "nthreads": per_gpu, "resources": {"GPU": per_gpu}, "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
-                for i in range(n)}
+                "nthreads": per_gpu, "resources": {"GPU": per_gpu}, "env": {"CUDA_VISIBLE_DEVICES": str(i)},
+                "silence_logs": logging.ERROR}} for i in range(n)}
             return distributed.SpecCluster(workers=workers, scheduler={"cls": distributed.Scheduler, "options": {
-                "dashboard_address": dashboard}}, silence_logs=logging.ERROR)
+                "dashboard_address": ":0"}}, silence_logs=logging.ERROR)
         return LocalCUDACluster(threads_per_worker=per_gpu, dashboard_address=dashboard, silence_logs=logging.ERROR,
                                 **({"n_workers": n_workers} if n_workers else {}))
     return distributed.LocalCluster(n_workers=n_workers or cpu_workers(), threads_per_worker=1, processes=True,
