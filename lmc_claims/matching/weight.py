@@ -39,7 +39,7 @@ import torch
 
 from ..cpu import cpu_workers, limit_threads
 from ..errors import LmcClaimsError
-from ..permutation.apply import Params, Perms, permute_param
+from ..permutation.apply import Params, Perms, permute_param, plain_view
 from ..permutation.spec import PermutationSpec
 from .lap import solve_lap_numpy
 
@@ -231,6 +231,10 @@ def weight_matching(
     """Permutations of B's units that bring B's weights closest to A's."""
     _check_keys_and_shapes(spec, a, b)
     spec.check(a)
+    # Composite axes (concatenations, flattened maps) as plain views, so that the cost matrices
+    # include them; the permutations and the objective are the same.
+    view_spec, a = plain_view(spec, a)
+    spec, b = view_spec, plain_view(spec, b)[1]
     device = a[next(iter(spec.axes_to_perm))].device
     with _threads(device):
         return _search(spec, a, b, seed, max_sweeps, init, tol, device)
