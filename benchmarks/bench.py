@@ -12,6 +12,12 @@ In one process, on the same inputs:
      measured in the same run (training FLOPs counted as 6 * params * samples);
   4. `pytest -m claims` with an empty cache and again with the warm cache (not --quick).
 
+    python benchmarks/bench.py --interpolation [--repeats N]
+
+runs only the interpolation-curve section instead: the per-point loop `interpolation_curve`
+used to run (kept in this file) vs the library's, on the ci scale's MLP, LayerNorm ResNet20
+and two-layer settings (random-init endpoints): times, ratio and the largest differences.
+
 All three matchers optimise the same objective, sum over the learnable parameters of
 <W_A, pi(W_B)> (rebasin does not permute BatchNorm running statistics, so those are left
 out for everyone), and the plain implementation and ours visit the permutations in the
@@ -42,7 +48,10 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-import rebasin.permutation_coordinate_descent as pcd_mod  # noqa: E402  (the `bench` extra)
+try:
+    import rebasin.permutation_coordinate_descent as pcd_mod  # noqa: E402  (the `bench` extra)
+except ImportError:  # needed by parts 1-2 only
+    pcd_mod = None
 import reference_wm  # noqa: E402
 
 import lmc_claims.matching.weight as wm  # noqa: E402
@@ -348,6 +357,171 @@ def claims_run(timeout_s: int) -> list[dict]:
     return out
 
 
+# ---------------------------------------------------------------- interpolation curves
+# The per-point loop `interpolation_curve` ran before it evaluated several points per pass
+# (kept here, with the `lerp` and `evaluate` it called, as the reference).
+def _old_lerp(a, b, lam):
+    return {k: torch.lerp(a[k], b[k], lam) if a[k].is_floating_point() else a[k] for k in a}
+
+
+@torch.no_grad()
+def _old_evaluate(model, params, x, y, batch=2048):
+    from torch.func import functional_call
+
+    model.eval()
+    loss, correct = 0.0, 0
+    for i in range(0, len(x), batch):
+        out = functional_call(model, params, (x[i : i + batch],))
+        loss += torch.nn.functional.cross_entropy(out, y[i : i + batch], reduction="sum").item()
+        correct += (out.argmax(1) == y[i : i + batch]).sum().item()
+    return loss / len(x), correct / len(x)
+
+
+def old_interpolation_curve(model, a, b, x, y, lambdas):
+    pts = [_old_evaluate(model, _old_lerp(a, b, float(lam)), x, y) for lam in lambdas]
+    return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+
+
+# (arch, dataset, width, description): the ci scale's settings, eval sets as `Lab` builds them
+INTERP_CASES = (
+    ("mlp", "mnist5k", 512, "MLP 784-512-512-512-10 on mnist5k"),
+    ("resnet20ln", "digits", 1, "LayerNorm ResNet20 x1 on digits (8x8)"),
+    ("mlp-d1", "mnist5k", 512, "two-layer net 784-512-10 on mnist5k (the ferbach2024 family)"),
+)
+
+
+def proc_cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return cpu_model()
+
+
+def interpolation_bench(repeats: int) -> dict:
+    """Old per-point loop vs `interpolation_curve` (as shipped, and with one point per forward
+    pass on the CPU) on the train and test eval sets of each case, random-init endpoints (seeds 0
+    and 1), 25 points; runs interleaved, best of `repeats`, with torch's default intra-op threads
+    and with one."""
+    import lmc_claims.metrics.interpolation as interp
+    from lmc_claims.metrics.interpolation import DEFAULT_LAMBDAS, interpolation_curve
+    from lmc_claims.scales import get_scale
+
+    shipped = (interp.CPU_CHUNK_BYTES, interp.BATCH_CONV_ON_CPU)
+    paths: list = []
+    plain_run = interp._run
+
+    def spy(model_, a_, b_, batches, lams, stem, chunk):
+        paths.append((stem is not None, chunk))
+        return plain_run(model_, a_, b_, batches, lams, stem, chunk)
+
+    def new(model, a, b, x, y, lambdas):
+        c = interpolation_curve(model, a, b, x, y, lambdas)
+        return c.loss, c.accuracy
+
+    def single(model, a, b, x, y, lambdas):
+        interp.CPU_CHUNK_BYTES = 0
+        try:
+            return new(model, a, b, x, y, lambdas)
+        finally:
+            interp.CPU_CHUNK_BYTES, interp.BATCH_CONV_ON_CPU = shipped
+
+    impls = {"old": old_interpolation_curve, "new": new, "single": single}
+    scale = get_scale("ci")
+    default_threads = torch.get_num_threads()
+    out = {"threads": default_threads, "chunk_bytes": interp.CPU_CHUNK_BYTES, "conv": interp.BATCH_CONV_ON_CPU,
+           "cases": []}
+    for arch, dataset, width, desc in INTERP_CASES:
+        run = scale.run(arch, dataset)
+        data = load_dataset(dataset).subset(run.recipe.n_train, run.n_test)
+        n = run.n_eval_train
+        sets = {"train": (data.x_train[:n], data.y_train[:n]), "test": (data.x_test, data.y_test)}
+        model, ends = None, []
+        for seed in (0, 1):
+            model = make_model(TrainConfig(arch=arch, dataset=dataset, width=width, seed=seed, recipe=run.recipe), data)
+            ends.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        a, b = ends
+        curves, path = {}, {}
+        interp._run = spy
+        try:
+            for k, fn in impls.items():  # also the warm-up
+                paths.clear()
+                curves[k] = {s: fn(model, a, b, x, y, DEFAULT_LAMBDAS) for s, (x, y) in sets.items()}
+                path[k] = (paths[0][0], sorted({c for _, c in paths})) if paths else None
+        finally:
+            interp._run = plain_run
+        old = curves["old"]
+        diffs = {}
+        for k in ("new", "single"):
+            c = curves[k]
+            diffs[k] = {
+                "loss": max(float(np.abs(c[s][0] - old[s][0]).max()) for s in sets),
+                "rel_loss": max(float((np.abs(c[s][0] - old[s][0]) / np.abs(old[s][0])).max()) for s in sets),
+                "acc": max(float(np.abs(c[s][1] - old[s][1]).max()) for s in sets),
+                "ends_exact": all(c[s][0][i] == old[s][0][i] and c[s][1][i] == old[s][1][i] for s in sets for i in (0, -1)),
+            }
+        timings = {}
+        for threads in sorted({default_threads, 1}, reverse=True):
+            torch.set_num_threads(threads)
+            best = {k: [math.inf, math.inf] for k in impls}  # wall, process CPU
+            try:
+                for _ in range(repeats):
+                    for k, fn in impls.items():
+                        t, c = time.perf_counter(), time.process_time()
+                        for x, y in sets.values():
+                            fn(model, a, b, x, y, DEFAULT_LAMBDAS)
+                        best[k] = [min(best[k][0], time.perf_counter() - t), min(best[k][1], time.process_time() - c)]
+            finally:
+                torch.set_num_threads(default_threads)
+            timings[threads] = best
+            print(f"interpolation {arch}: {threads} thread(s): " + ", ".join(f"{k} {v[0]:.2f} s" for k, v in best.items()),
+                  file=sys.stderr, flush=True)
+        out["cases"].append({
+            "arch": arch, "dataset": dataset, "width": width, "desc": desc,
+            "n_train": len(sets["train"][1]), "n_test": len(sets["test"][1]),
+            "params": sum(t.numel() for t in a.values() if t.is_floating_point()),
+            "paths": path, "timings": timings, "diffs": diffs,
+        })
+    return out
+
+
+def _path(p) -> str:
+    if p is None:
+        return "-"
+    stem, chunks = p
+    return ("stem + " if stem else "") + (f"vmap, {'/'.join(map(str, chunks))} points per pass"
+                                          if max(chunks) > 1 else "one point per pass")
+
+
+def report_interpolation(res: dict, env: dict, repeats: int) -> str:
+    L = [f"### Interpolation curves, {env['date']}\n",
+         f"- command: `{env['command']}` (in the repository root)",
+         f"- machine: {env['cpu_proc']} (`/proc/cpuinfo`), `nproc` {env['nproc']}, torch {env['torch']} "
+         f"({res['threads']} intra-op threads by default); load average at start {env['load']}, at the end "
+         f"{env['load_end']} (the machine is shared)",
+         f"- each case: train and test eval sets of the ci scale's setting, random-init endpoints (seeds 0 and 1), "
+         f"25 points. old: the per-point loop (kept in bench.py); new: `interpolation_curve` as shipped "
+         f"(`CPU_CHUNK_BYTES` = {res['chunk_bytes'] / 2**20:g} MiB, `BATCH_CONV_ON_CPU` = {res['conv']}); "
+         f"single: the same with one point per pass (`CPU_CHUNK_BYTES` = 0). Interleaved, best of {repeats}; "
+         f"ratios of wall time (process CPU time in brackets)\n",
+         "| model | eval examples (train + test) | threads | old | new: path | new | **old / new** | single: path | "
+         "single | old / single | max abs diff loss (rel), new / single | max abs diff accuracy | endpoints bitwise |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c in res["cases"]:
+        d = c["diffs"]
+        for threads, t in c["timings"].items():
+            (ow, oc), (nw, nc), (bw, bc) = t["old"], t["new"], t["single"]
+            L.append(f"| {c['desc']} ({c['params']:,} params) | {c['n_train']} + {c['n_test']} | {threads} | "
+                     f"{fmt_s(ow)} | {_path(c['paths']['new'])} | {fmt_s(nw)} | **{ow / nw:.2f}** ({oc / nc:.2f}) | "
+                     f"{_path(c['paths']['single'])} | {fmt_s(bw)} | {ow / bw:.2f} ({oc / bc:.2f}) | "
+                     f"{d['new']['loss']:.1e} ({d['new']['rel_loss']:.1e}) / {d['single']['loss']:.1e} "
+                     f"({d['single']['rel_loss']:.1e}) | {d['new']['acc']:.1e} / {d['single']['acc']:.1e} | "
+                     f"{'yes' if d['new']['ends_exact'] and d['single']['ends_exact'] else 'NO'} |")
+    return "\n".join(L) + "\n"
+
+
 # ---------------------------------------------------------------- report
 def fmt_s(x: float) -> str:
     return f"{x * 1000:.0f} ms" if x < 1 else f"{x:.2f} s"
@@ -475,7 +649,11 @@ def main(argv=None) -> int:
     ap.add_argument("--claims-timeout", type=int, default=3600, help="seconds allowed per claims run")
     ap.add_argument("--claims-only", action="store_true", help="run only part 4, the claims runs")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
+    ap.add_argument("--interpolation", action="store_true",
+                    help="run only the interpolation-curve section: the old per-point loop vs interpolation_curve")
     args = ap.parse_args(argv)
+    if pcd_mod is None and not (args.interpolation or args.claims_only):
+        ap.error("parts 1-2 compare with rebasin: install the bench extra (pip install -e \".[bench]\")")
     repeats = args.repeats or (1 if args.quick else 3)
     seeds = list(range(args.seeds or (1 if args.quick else 5)))
     epochs = args.epochs or (2 if args.quick else 10)
@@ -486,7 +664,8 @@ def main(argv=None) -> int:
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "command": "python benchmarks/bench.py" + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
         "cpu": cpu_model(), "cores": os.cpu_count(), "threads": torch.get_num_threads(),
-        "torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__, "rebasin": version("rebasin"),
+        "torch": torch.__version__, "numpy": np.__version__, "scipy": scipy.__version__,
+        "rebasin": version("rebasin") if pcd_mod is not None else "not installed",
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
         "search_threads": wm.SEARCH_THREADS or cpu_workers(),
     }
@@ -503,6 +682,15 @@ def main(argv=None) -> int:
         finally:
             torch.set_num_threads(default_threads)
         return out
+
+    if args.interpolation:
+        res["env"].update(cpu_proc=proc_cpu_model(), nproc=len(os.sched_getaffinity(0)))
+        res["interpolation"] = interpolation_bench(repeats)
+        res["env"]["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(report_interpolation(res["interpolation"], res["env"], repeats))
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1, default=str))
+        return 0
 
     if args.claims_only:
         res["claims"] = claims_run(args.claims_timeout)

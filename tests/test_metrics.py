@@ -112,3 +112,180 @@ def test_batchnorm_statistics_reset_averages_over_all_the_data():
     pre = model[0](x)
     torch.testing.assert_close(out["1.running_mean"], pre.mean((0, 2, 3)))
     assert model[1].momentum == 0.1 and torch.equal(params["1.running_mean"], model.state_dict()["1.running_mean"])
+
+
+# -- interpolation curves: the batched evaluation against one `evaluate` per point ------------
+
+import warnings  # noqa: E402
+
+from torch import nn  # noqa: E402
+
+import lmc_claims.metrics.interpolation as interp  # noqa: E402
+from lmc_claims.metrics.interpolation import evaluate, reset_bn_stats  # noqa: E402
+from lmc_claims.models.mlp import MLP  # noqa: E402
+from lmc_claims.models.registry import build_model  # noqa: E402
+
+LAMS = np.linspace(0.0, 1.0, 9)
+
+
+def per_point(model, a, b, x, y, lambdas=LAMS, bn_data=None, reset=reset_bn_stats):
+    """The plain definition: lerp, reset BatchNorm statistics if asked, evaluate."""
+    pts = []
+    for lam in lambdas:
+        params = lerp(a, b, float(lam))
+        if bn_data is not None:
+            params = reset(model, params, bn_data)
+        pts.append(evaluate(model, params, x, y))
+    return np.array([p[0] for p in pts]), np.array([p[1] for p in pts])
+
+
+def two_inits(make, seed=0):
+    torch.manual_seed(seed)
+    model = make()
+    a = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(seed + 1)
+    b = {k: v.detach().clone() for k, v in make().state_dict().items()}
+    return model, a, b
+
+
+def data(n, shape, classes=10, seed=2, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(n, *shape, generator=gen, dtype=dtype), torch.randint(0, classes, (n,), generator=gen)
+
+
+@pytest.fixture
+def runs(monkeypatch):
+    """Records (stem used, points per pass) of every interior evaluation."""
+    seen = []
+    plain = interp._run
+
+    def spy(model, a, b, batches, lams, stem, chunk):
+        seen.append((stem is not None, chunk))
+        return plain(model, a, b, batches, lams, stem, chunk)
+
+    monkeypatch.setattr(interp, "_run", spy)
+    return seen
+
+
+def assert_same_curve(curve, ref, model, a, b, x, y, exact=False):
+    loss, acc = ref
+    if exact:
+        assert np.array_equal(curve.loss, loss) and np.array_equal(curve.accuracy, acc)
+    else:
+        np.testing.assert_allclose(curve.loss, loss, rtol=1e-6, atol=0)
+        np.testing.assert_array_equal(curve.accuracy, acc)
+    # the endpoints are exactly what `evaluate` gives for the two models
+    assert (curve.loss[0], curve.accuracy[0]) == evaluate(model, a, x, y)
+    assert (curve.loss[-1], curve.accuracy[-1]) == evaluate(model, b, x, y)
+
+
+@pytest.mark.parametrize("stem, batched", [(True, True), (False, True), (True, False), (False, False)])
+def test_mlp_curve_matches_one_evaluation_per_point(monkeypatch, runs, stem, batched):
+    model, a, b = two_inits(lambda: MLP((1, 8, 8), 10, width=16, depth=3))
+    x, y = data(2100, (1, 8, 8))  # two batches of `evaluate`: 2048 + 52 examples
+    if not stem:
+        monkeypatch.setattr(interp, "STEM_BYTES", 0)
+    monkeypatch.setattr(interp, "CPU_CHUNK_BYTES", 32 * 2**20 if batched else 0)
+    computed = []  # forward passes of the first layer itself
+    first = model.layers[0].forward
+    monkeypatch.setattr(model.layers[0], "forward", lambda inp: computed.append(1) or first(inp))
+    curve = interpolation_curve(model, a, b, x, y, LAMS)
+    assert runs and all(s == stem and (c > 1) == batched for s, c in runs)
+    # with the stem: computed for the two endpoints (2 batches each) and a one-example probe of
+    # the layer sizes (batched only), interpolated in between
+    assert (len(computed) == 4 + batched) if stem else len(computed) > 5
+    assert_same_curve(curve, per_point(model, a, b, x, y), model, a, b, x, y)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_layernorm_resnet_curve_matches_one_evaluation_per_point(monkeypatch, runs, batched):
+    model, a, b = two_inits(lambda: build_model("resnet20ln", (1, 8, 8), 10, 1))
+    x, y = data(64, (1, 8, 8))
+    monkeypatch.setattr(interp, "CPU_CHUNK_BYTES", 32 * 2**20)
+    monkeypatch.setattr(interp, "BATCH_CONV_ON_CPU", batched)  # what an accelerator does
+    curve = interpolation_curve(model, a, b, x, y, LAMS)
+    assert runs and all(not s and (c > 1) == batched for s, c in runs)
+    # one point at a time is the plain loop itself: bitwise the same numbers
+    assert_same_curve(curve, per_point(model, a, b, x, y), model, a, b, x, y, exact=not batched)
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_curve_keeps_any_order_of_lambdas_and_points_outside_the_segment(monkeypatch, batched):
+    monkeypatch.setattr(interp, "CPU_CHUNK_BYTES", 32 * 2**20 if batched else 0)
+    model, a, b = two_inits(lambda: MLP((6,), 3, width=16, depth=2))
+    x, y = data(300, (6,), classes=3)
+    lams = np.array([1.0, 0.5, -0.25, 0.0, 1.5, 0.5])
+    curve = interpolation_curve(model, a, b, x, y, lams)
+    loss, acc = per_point(model, a, b, x, y, lams)
+    np.testing.assert_allclose(curve.loss, loss, rtol=1e-6, atol=0)
+    np.testing.assert_array_equal(curve.accuracy, acc)
+    assert curve.loss[0] == evaluate(model, b, x, y)[0] and curve.loss[3] == evaluate(model, a, x, y)[0]
+
+
+class _Branching(nn.Module):
+    """Data-dependent control flow: vmap cannot run it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(6, 16), nn.Linear(16, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.fc1(x))
+        return self.fc2(h) if h.mean() > 0.1 else self.fc2(-h)
+
+
+class _InPlace(nn.Module):
+    """A batched value written in place into a fresh tensor: vmap cannot run it."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(6, 16), nn.Linear(16, 3)
+
+    def forward(self, x):
+        h = torch.relu(self.fc1(x))
+        centre = torch.zeros(16)
+        centre.add_(h.mean(0))
+        return self.fc2(h - centre)
+
+
+@pytest.mark.parametrize("cls", [_Branching, _InPlace])
+def test_models_vmap_cannot_run_fall_back_to_one_point_at_a_time(monkeypatch, runs, cls):
+    monkeypatch.setattr(interp, "CPU_CHUNK_BYTES", 32 * 2**20)
+    model, a, b = two_inits(cls)
+    x, y = data(200, (6,), classes=3)
+    ref = per_point(model, a, b, x, y)
+    with pytest.warns(RuntimeWarning, match="one point at a time"):
+        curve = interpolation_curve(model, a, b, x, y, LAMS)
+    assert cls in interp._NO_VMAP and runs[-1][1] == 1
+    assert_same_curve(curve, ref, model, a, b, x, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # remembered: no second attempt, no second warning
+        again = interpolation_curve(model, a, b, x, y, LAMS)
+    assert np.array_equal(again.loss, curve.loss) and all(c == 1 for _, c in runs[-2:])
+
+
+def test_batchnorm_path_resets_once_per_point_for_both_splits(monkeypatch):
+    model, a, b = two_inits(lambda: nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(),
+                                                  nn.Linear(16, 3)).double())
+    xt, yt = data(600, (6,), 3, seed=3, dtype=torch.float64)
+    xs, ys = data(200, (6,), 3, seed=4, dtype=torch.float64)
+    refs = [per_point(model, a, b, x, y, bn_data=xt) for x, y in ((xt, yt), (xs, ys))]
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return reset_bn_stats(*args, **kwargs)
+
+    monkeypatch.setattr(interp, "reset_bn_stats", counted)
+    for (x, y), ref in zip(((xt, yt), (xs, ys)), refs):
+        curve = interpolation_curve(model, a, b, x, y, LAMS, bn_data=xt)
+        assert np.array_equal(curve.loss, ref[0]) and np.array_equal(curve.accuracy, ref[1])
+    assert len(calls) == len(LAMS)  # the test split reused the train split's statistics
+    with torch.no_grad():
+        a["0.weight"].mul_(2)  # an endpoint changed in place: its statistics are recomputed
+    curve = interpolation_curve(model, a, b, xs, ys, LAMS, bn_data=xt)
+    assert len(calls) == 2 * len(LAMS)
+    assert np.array_equal(curve.loss, per_point(model, a, b, xs, ys, bn_data=xt)[0])
+    same = interpolation_curve(model, a, a, xs, ys, LAMS, bn_data=xt)  # a model with itself: one reset
+    assert len(calls) == 2 * len(LAMS) + 1 and same.loss_barrier == 0.0
+    assert same.loss[0] == evaluate(model, reset_bn_stats(model, a, xt), xs, ys)[0]
