@@ -734,11 +734,9 @@ def _getitem(A, node, args, kwargs):
     return res
 
 
-def _select(A, node, args, kwargs):  # aten.select(x, dim, index)
-    shp = A.shape(args[0])
-    dim = int(A.const(args[1])) % len(shp)
-    items = tuple([slice(None)] * dim + [int(A.const(args[2]))])
-    val = A.v(args[0], allow_par=True)
+def _indexed(A, node, arg, shp, items):
+    """The value of arg[items]: its layout where the index keeps one, else its channels fixed."""
+    val = A.v(arg, allow_par=True)
     if isinstance(val, _T) and not A.live(val):
         return FIXED
     res = _index_value(A, node, val, shp, items)
@@ -746,6 +744,13 @@ def _select(A, node, args, kwargs):  # aten.select(x, dim, index)
         A.fix(val)
         return FIXED
     return res
+
+
+def _select(A, node, args, kwargs):  # aten.select(x, dim, index)
+    shp = A.shape(args[0])
+    dim = int(A.const(args[1])) % len(shp)
+    items = tuple([slice(None)] * dim + [int(A.const(args[2]))])
+    return _indexed(A, node, args[0], shp, items)
 
 
 def _slice(A, node, args, kwargs):  # aten.slice(x, dim, start, end, step)
@@ -756,14 +761,7 @@ def _slice(A, node, args, kwargs):  # aten.slice(x, dim, start, end, step)
     if end is not None and end > shp[dim]:
         end = shp[dim]
     items = tuple([slice(None)] * dim + [slice(start, end, step)])
-    val = A.v(args[0], allow_par=True)
-    if isinstance(val, _T) and not A.live(val):
-        return FIXED
-    res = _index_value(A, node, val, shp, items)
-    if res is None:
-        A.fix(val)
-        return FIXED
-    return res
+    return _indexed(A, node, args[0], shp, items)
 
 
 def _index_tensor(A, node, args, kwargs):  # aten.index(x, indices): advanced indexing
