@@ -40,7 +40,9 @@ LMC_BARRIER = 0.05
 # csiszarik2023-robustness: fractions of every permutation's matched pairs a perturbation breaks.
 FRACTIONS = (0.0, 0.1, 0.25, 0.5, 1.0)
 # Git Re-Basin's STE at ci: a step budget instead of 250 epochs (1,000 steps of batch 1,000 on
-# 4,000 examples); see benchmarks/RESULTS.md for the convergence curve it was read from.
+# 4,000 examples). Provisional: 300 was set before a convergence curve was measured; every run
+# stores the curve (`ste_loss_curve`), and benchmarks/ste_convergence.py measures it over the full
+# 1,000 steps. Supporting data only: no verdict rests on this recipe.
 STE_GR_CI_STEPS = 300
 # ferbach2024: the two-layer family, trained by SGD (the paper's mean-field setting).
 TWO_LAYER_ARCH = "mlp-d1"
