@@ -221,7 +221,6 @@ def figure2(families: Sequence[tuple[str, Setting]], pairs: Sequence[Pair]) -> x
     the weights (participation ratio of W^T W, and of W Sigma_in W^T, mean over hidden layers and the
     pair's two models), the barrier as the test loss at t = 1/2 after weight matching (and without),
     and the endpoints' test loss; then, per pair, the rank correlation across learning rates."""
-    x, y = families[0][1].eval_sets["test"]
     shape = (len(pairs), len(families))
     dim, dim_cov, mid_wm, mid_naive, ends = (np.zeros(shape) for _ in range(5))
     for j, (_, s) in enumerate(families):

@@ -14,7 +14,7 @@ import xarray as xr
 from ..lab import Pair, Setting
 from ..matching.merge import average, merge_many
 from ..matching.ste import differing_fraction
-from ..metrics.interpolation import DEFAULT_LAMBDAS, evaluate, interpolation_curve, reset_bn_stats
+from ..metrics.interpolation import DEFAULT_LAMBDAS, chord_barrier, evaluate, interpolation_curve, reset_bn_stats
 from ..metrics.spectral import ito_r_terms, layer_svds, side_overlaps, singular_values, svd, vector_cosines, weight_matrices
 from ..permutation.apply import apply_permutation, random_perms
 from ..scales import ITO_R_GAMMAS, K_FRACTIONS, TOP_FRACTION
@@ -245,9 +245,7 @@ def three_models(s: Setting, triples: Sequence[tuple[int, int, int]], searches=(
         coords={"triple": ["-".join(map(str, t)) for t in triples], "search": list(searches), "split": list(SPLITS),
                 "lam": lams},
     )
-    line = ds.triple_loss.isel(lam=0, drop=True) + ds.lam * (ds.triple_loss.isel(lam=-1, drop=True)
-                                                              - ds.triple_loss.isel(lam=0, drop=True))
-    ds["triple_barrier"] = (ds.triple_loss - line).max("lam").assign_attrs(
+    ds["triple_barrier"] = chord_barrier(ds.triple_loss).assign_attrs(
         long_name="loss barrier between pi_b(b) and pi_c(c)", units="nats")
     for split in SPLITS:
         b = ds.triple_barrier.sel(split=split, drop=True)
