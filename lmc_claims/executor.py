@@ -89,6 +89,16 @@ class LocalExecutor:
         calls = [functools.partial(lab._fetch_model, job, setting.data) for job in jobs]
         return concurrently(calls, lab.device, None if safe else 1)
 
+    def searches(self, lab: "Lab", setting: "Setting", wanted: list[tuple[str, int, int]]) -> list[tuple]:
+        """STE searches several at once on a CPU (one intra-op thread each, as the models train);
+        every other search one after another."""
+        from .training import concurrently
+
+        ste = [w for w in wanted if w[0].startswith("ste")]
+        done = dict(zip(ste, concurrently([functools.partial(lab._fetch_search, setting, *w, own_template=True)
+                                           for w in ste], lab.device)))
+        return [done[w] if w in done else lab._fetch_search(setting, *w) for w in wanted]
+
     def fetch(self, lab: "Lab", job: Job, build: Callable[[], dict]) -> dict:
         return lab.zoo.fetch(job.kind, job.zoo_config, job.device, build)[0]
 
@@ -309,6 +319,15 @@ class DaskExecutor:
             if not entry_complete(lab.zoo, job):
                 self.submit(lab, job)
         return [lab._fetch_model(job, setting.data) for job in jobs]
+
+    def searches(self, lab: "Lab", setting: "Setting", wanted: list[tuple[str, int, int]]) -> list[tuple]:
+        from .jobs import search_job
+
+        for w in wanted:  # all on the cluster at once, then collected one by one
+            job = search_job(setting, *w)
+            if not entry_complete(lab.zoo, job):
+                self.submit(lab, job)
+        return [lab._fetch_search(setting, *w) for w in wanted]
 
     # -- everything up front -------------------------------------------------------------------
     def prebuild(self, lab: "Lab", plan: "Plan") -> PrebuildSummary:

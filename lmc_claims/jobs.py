@@ -30,6 +30,7 @@ from .errors import LmcClaimsError
 from .matching.ste import SteRecipe
 from .scales import Run
 from .seeds import sub_seed
+from . import training
 from .training import TrainConfig, train
 
 if TYPE_CHECKING:  # lab imports this module
@@ -164,6 +165,8 @@ class SearchJob:
             "b": self.b.config.as_dict(),
             "data": self.a.fingerprint,
             "ste": asdict(self.ste) if self.ste is not None else None,
+            # STE runs with one intra-op thread (search_payload): entries from runs with more differ.
+            "ste_threads": training.TRAIN_THREADS if self.ste is not None else None,
             "am_examples": self.setting.run.n_eval_train if self.method == "am" else None,
         }
 
@@ -209,20 +212,26 @@ def train_payload(cfg: TrainConfig, data: "TensorData", device: torch.device) ->
 
 
 def search_payload(s: "Setting", method: str, seed_a: int, seed_b: int, a: dict, b: dict,
-                   ste_recipe: SteRecipe | None) -> tuple[dict, str]:
-    """(the search's cache payload: permutations under PERM plus diagnostics, the progress line)."""
+                   ste_recipe: SteRecipe | None, template=None) -> tuple[dict, str]:
+    """(the search's cache payload: permutations under PERM plus diagnostics, the progress line).
+    `template`: the module to evaluate with (default the setting's)."""
     from .matching.activation import activation_matching
     from .matching.ste import ste_matching
     from .matching.weight import weight_matching
+    from .training import cpu_threads
 
     t0 = time.perf_counter()
     extra = {}
+    template = s.template if template is None else template
     if method == "wm":
         res = weight_matching(s.spec, a, b, seed=sub_seed("wm", seed_a, seed_b))
     elif method == "am":
-        res = activation_matching(s.spec, s.template, a, b, s.eval_sets["train"][0])
+        res = activation_matching(s.spec, template, a, b, s.eval_sets["train"][0])
     else:
-        res = ste_matching(s.spec, s.template, a, b, s.data.x_train, s.data.y_train, ste_recipe)
+        # One intra-op thread, like training: an STE run is then the same whether it runs alone, beside
+        # others (Lab.searches) or on a single-threaded cluster worker.
+        with cpu_threads(s.lab.device):
+            res = ste_matching(s.spec, template, a, b, s.data.x_train, s.data.y_train, ste_recipe)
         extra = {"loss_curve": torch.tensor(res.loss_curve, dtype=torch.float64),
                  "drift_curve": torch.tensor(res.drift_curve, dtype=torch.float64),
                  "drift": torch.tensor(res.drift, dtype=torch.float64),

@@ -9,6 +9,7 @@ width, seed) tuples.
 
 from __future__ import annotations
 
+import copy
 import sys
 import threading
 from dataclasses import dataclass, field, replace
@@ -103,6 +104,11 @@ class Setting:
         """What the search recorded besides its permutation (STE: loss curve, drift, steps)."""
         return self.lab.search(self, method, a, b)[1]
 
+    def prefetch(self, wanted: Sequence[tuple[str, int, int]]) -> None:
+        """Build the searches (method, seed_a, seed_b) a measurement is about to use, together:
+        on a CPU the STE searches among them then run several at once."""
+        self.lab.searches(self, wanted)
+
     def permuted(self, method: str, a: int, b: int) -> Params:
         """Model b as trained ("naive") or permuted onto model a by `method`."""
         if method == "naive":
@@ -190,16 +196,33 @@ class Lab:
         return self.memo(("search", method, *setting.key, seed_a, seed_b),
                          lambda: self._fetch_search(setting, method, seed_a, seed_b))
 
+    def searches(self, setting: Setting, wanted: Sequence[tuple[str, int, int]]) -> None:
+        """Build these searches (method, seed_a, seed_b) unless memoised, through the executor, which
+        may run several at once."""
+        for method, _, _ in wanted:
+            if method not in SEARCHES:
+                raise ValueError(f"unknown matching method {method!r}; expected one of {SEARCHES}")
+        todo = [w for w in dict.fromkeys(wanted) if ("search", w[0], *setting.key, w[1], w[2]) not in self._memo]
+        if not todo:
+            return
+        self.models(setting, sorted({seed for _, a, b in todo for seed in (a, b)}))
+        for (method, a, b), found in zip(todo, self.executor.searches(self, setting, todo)):
+            self._memo[("search", method, *setting.key, a, b)] = found
+
     def ste_recipe(self, method: str, seed_a: int, seed_b: int) -> SteRecipe:
         recipe = self.scale.ste if method == "ste" else self.scale.ste_gr
         return replace(recipe, seed=sub_seed(method, seed_a, seed_b))
 
-    def _fetch_search(self, s: Setting, method: str, seed_a: int, seed_b: int) -> tuple[Perms, dict]:
+    def _fetch_search(self, s: Setting, method: str, seed_a: int, seed_b: int,
+                      own_template: bool = False) -> tuple[Perms, dict]:
+        """`own_template`: run on a copy of the setting's template, for searches running beside
+        others in threads (functional_call swaps a module's parameters while it runs)."""
         a, b = s.model(seed_a), s.model(seed_b)
         job = search_job(s, method, seed_a, seed_b)
 
         def build():
-            payload, line = search_payload(s, method, seed_a, seed_b, a, b, job.ste)
+            template = copy.deepcopy(s.template) if own_template else s.template
+            payload, line = search_payload(s, method, seed_a, seed_b, a, b, job.ste, template=template)
             self.progress(line)
             return payload
 

@@ -11,7 +11,7 @@ import argparse
 import pytest
 
 from .errors import LmcClaimsError
-from .session import CLAIM_PROPERTY, ClaimsSession, claim_ids_of, claims_selected, parametrize  # noqa: F401
+from .session import ClaimsSession, claims_selected, parametrize, tag_claim_tests  # noqa: F401
 from .session import verify as verify_and_record
 
 _KEY = pytest.StashKey[ClaimsSession]()
@@ -188,9 +188,6 @@ def _terminal_writer(config: pytest.Config):
 def verify(request, claims_session, claims_lab):
     """verify(claim_id, dataset, config=..., seeds=..., notes=...): judge, write the netCDF, record,
     then fail / skip (inconclusive) / return the judgements; see `session.verify`."""
-    claims = sorted(claim_ids_of(request.node))
-    if len(claims) == 1:
-        request.node.user_properties.append((CLAIM_PROPERTY, claims[0]))
     return lambda claim_id, ds, **kw: verify_and_record(claims_session, claims_lab, request.node, claim_id, ds, **kw)
 
 
@@ -205,6 +202,7 @@ class _Hooks:
         if deselected:
             config.hook.pytest_deselected(items=deselected)
             items[:] = [i for i in items if i not in deselected]
+        tag_claim_tests(items)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """With a cluster, every model and matching the collected claim tests need is submitted

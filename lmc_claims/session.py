@@ -19,6 +19,7 @@ from .errors import LmcClaimsError, ensure_writable_dir
 
 RESULT_PROPERTY = "lmc_claims_result"
 CLAIM_PROPERTY = "lmc_claims_claim"  # the claim a test verifies, so that a crash is filed under it
+PARAMS_PROPERTY = "lmc_claims_params"  # its parameters (arch, dataset, width, ...), for the same reason
 
 
 def claims_selected(config: pytest.Config) -> bool:
@@ -117,7 +118,29 @@ class ClaimsSession:
         if report.when == "call" or (report.failed and "claims" in report.keywords):
             record = record_from_report(report)
             if record is not None:
+                if record["verdict"] == "error":
+                    record.update(self.crash_context(record["id"], record["params"]))
                 self.records.append(record)
+
+    def crash_context(self, claim_id: str, params: dict) -> dict:
+        """What a crashed claim test's record says beyond the error: the claim's statement and
+        source, and whether its setting lies inside the paper's regime, as a judged one would."""
+        from .catalogue import get_claim
+        from .results import claim_context
+
+        try:
+            claim = get_claim(claim_id)
+        except LmcClaimsError:
+            return {}
+        optimizer = ""
+        if "arch" in params and "dataset" in params:
+            try:
+                optimizer = self.scale().run(params["arch"], params["dataset"]).recipe.optimizer
+            except LmcClaimsError:
+                pass
+        outside = claim.regime.check(params.get("arch", ""), params.get("width"), optimizer)
+        return {"paper": claim.paper, "section": claim.section, "statement": claim.statement, "metric": claim.metric,
+                "paper_figure": claim.paper_figure, **claim_context(claim, outside, [])}
 
     def write_report(self) -> None:
         """The same code path as `lmc-claims report`: records are rebuilt from the netCDF files just
@@ -150,12 +173,25 @@ def record_from_report(report: pytest.TestReport) -> dict | None:
             return record
     if report.failed and "claims" in report.keywords:
         # Crashed before judging: still listed, so a broken claim cannot vanish from the report.
-        claim = dict(report.user_properties).get(CLAIM_PROPERTY) or report.nodeid.split("::")[-1].split("[")[0]
+        props = dict(report.user_properties)
+        claim = props.get(CLAIM_PROPERTY) or report.nodeid.split("::")[-1].split("[")[0]
         return {
-            "nodeid": report.nodeid, "id": claim, "params": {},
+            "nodeid": report.nodeid, "id": claim, "params": json.loads(props.get(PARAMS_PROPERTY, "{}")),
             "verdict": "error", "message": report.longreprtext[-2000:], "judgements": [], "n_seeds": 0,
         }
     return None
+
+
+def tag_claim_tests(items: list[pytest.Item]) -> None:
+    """Give every claim test its claim and parameters as report properties, so that a test that
+    crashes before judging (in a fixture, while training) is still filed under both."""
+    for item in items:
+        if "claims" not in item.keywords:
+            continue
+        claims = sorted(claim_ids_of(item))
+        if len(claims) == 1:
+            item.user_properties.append((CLAIM_PROPERTY, claims[0]))
+        item.user_properties.append((PARAMS_PROPERTY, json.dumps(node_params(item), default=str)))
 
 
 def claim_ids_of(item: pytest.Item) -> set[str]:

@@ -84,3 +84,27 @@ def test_every_result_schema_round_trips_through_netcdf(first_run, tmp_path):
         ds = read_netcdf(path)
         back = read_netcdf(write_netcdf(ds, tmp_path / path.name))
         xr.testing.assert_identical(ds, back)
+
+
+def test_a_claim_test_that_crashes_is_filed_with_its_setting_and_regime(tmp_path):
+    """A crash before judging (here in the test body, before any measurement) still gives a record
+    with the claim, its parameters and whether the setting lies in the paper's regime."""
+    (tmp_path / "test_crashing_claim.py").write_text(
+        "import pytest\n"
+        "pytestmark = pytest.mark.claims\n"
+        "CLAIM = 'ainsworth2023-wm-barrier'\n"
+        "def test_crashes(setting, verify):\n"
+        "    raise RuntimeError('boom in ' + setting[0])\n")
+    cmd = [sys.executable, "-m", "pytest", "-m", "claims", "--claims-scale=smoke", "-p", "no:cacheprovider",
+           f"--claims-cache-dir={tmp_path / 'cache'}", f"--claims-report-dir={tmp_path / 'rep'}",
+           str(tmp_path / "test_crashing_claim.py")]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 1, proc.stdout[-3000:] + proc.stderr[-3000:]
+    records = json.loads((tmp_path / "rep" / "report.json").read_text())["claims"]
+    assert sorted(r["params"]["width"] for r in records) == [16, 32]
+    for r in records:
+        assert r["verdict"] == "error" and "boom in mlp" in r["message"]
+        assert r["id"] == "ainsworth2023-wm-barrier" and r["params"]["arch"] == "mlp"
+        assert r["statement"] and r["regime"]["text"]
+        # Git Re-Basin's MLP claim is about 3 x 512: smoke's widths 16 and 32 lie outside it.
+        assert r["in_regime"] is False and r["regime_reason"]

@@ -218,3 +218,24 @@ def test_differing_fraction():
     assert differing_fraction(p, q) == pytest.approx(2 / 10)
     with pytest.raises(ValueError):
         differing_fraction(p, {"P_0": torch.arange(4)})
+
+
+def test_ste_searches_run_together_give_what_each_gives_alone(tmp_path):
+    """Lab.searches runs a measurement's STE searches several at once on a CPU (threads, one
+    intra-op thread each, each on its own copy of the template): every result must be bitwise the
+    one the search gives on its own in a fresh process state."""
+    from lmc_claims.lab import Lab
+    from lmc_claims.scales import get_scale
+    from lmc_claims.zoo import Zoo
+
+    wanted = [("ste", 0, 1), ("ste-gr", 0, 1), ("ste", 2, 3), ("wm", 0, 1)]
+    together = Lab(get_scale("smoke"), torch.device("cpu"), Zoo(tmp_path / "together")).setting("mlp", "mnist5k", 16)
+    together.prefetch(wanted)
+    for method, a, b in wanted:
+        alone = Lab(get_scale("smoke"), torch.device("cpu"), Zoo(tmp_path / f"alone-{method}-{a}")).setting(
+            "mlp", "mnist5k", 16)
+        got, want = together.match(method, a, b), alone.match(method, a, b)
+        assert all(torch.equal(got[p], want[p]) for p in want), (method, a, b)
+        if method.startswith("ste"):
+            curves = [s.diagnostics(method, a, b)["loss_curve"] for s in (together, alone)]
+            assert torch.equal(*curves) and len(curves[0]) > 0

@@ -19,7 +19,8 @@ from ..metrics.spectral import ito_r_terms, layer_svds, side_overlaps, singular_
 from ..permutation.apply import apply_permutation, random_perms
 from ..scales import ITO_R_GAMMAS, K_FRACTIONS, TOP_FRACTION
 from ..seeds import generator, sub_seed
-from .shared import SPLITS, barrier_of, distances, interpolation, pair_coords, random_variants, with_barriers
+from .shared import (SPLITS, barrier_of, barrier_reduction, distances, interpolation, pair_coords, random_variants,
+                     with_barriers)
 
 ALIGNMENT_SEARCHES = ("naive", "random", "wm", "ste", "ste-gr")
 STE_SEARCHES = ("ste", "ste-gr")  # Ito et al.'s recipe (decides) and Git Re-Basin's Algorithm 2 (supporting)
@@ -80,8 +81,7 @@ def l2_distance(s: Setting, pairs: Sequence[Pair], n_random: int) -> xr.Dataset:
     for split in SPLITS:
         naive, wm = barrier_of(curves, "naive", split), barrier_of(curves, "wm", split)
         ds[f"barrier_naive_{split}"], ds[f"barrier_wm_{split}"] = naive, wm
-        ds[f"barrier_reduction_{split}"] = (1 - wm / naive).assign_attrs(
-            long_name=f"1 - {split} loss barrier after WM / naive {split} loss barrier", units="1")
+        ds[f"barrier_reduction_{split}"] = barrier_reduction(naive, wm, "WM", split)
     ds["shrink_ratio"] = shrink_distance(s, pairs, ds[f"barrier_wm_{DECIDING_SPLIT}"], DECIDING_SPLIT)
     ds["l2_ratio_minus_shrink_ratio"] = (ds.l2_ratio - ds.shrink_ratio).assign_attrs(units="1")
     return ds.merge(curves)
@@ -108,6 +108,7 @@ def _alignment(s: Setting, pairs: Sequence[Pair], n_random: int) -> xr.Dataset:
     tail = np.full_like(top, np.nan)
     cosines = np.full((len(pairs), len(methods), len(layers), max_rank), np.nan)
     ito_r = np.full((len(pairs), len(methods), len(ITO_R_GAMMAS)), np.nan)
+    s.prefetch([(m, *pair) for pair in pairs for m in ("wm", *STE_SEARCHES)])
     for i, pair in enumerate(pairs):
         a = layer_svds(s.spec, s.model(pair[0]))
         variants = {
@@ -205,8 +206,7 @@ def ste_alignment(s: Setting, pairs: Sequence[Pair], n_random: int) -> xr.Datase
         naive = barrier_of(curves, "naive", split)
         for m in STE_SEARCHES:
             name = m.replace("-", "_")
-            ds[f"{name}_barrier_reduction_{split}"] = (1 - barrier_of(curves, m, split) / naive).assign_attrs(
-                long_name=f"1 - {split} loss barrier after {m} / naive {split} loss barrier", units="1")
+            ds[f"{name}_barrier_reduction_{split}"] = barrier_reduction(naive, barrier_of(curves, m, split), m, split)
     # The alignment's searches include "random", which has no path: its curves are NaN.
     return ds.merge(curves, join="outer")
 
@@ -226,12 +226,24 @@ def model_sets(triples: Sequence[tuple[int, ...]], size: int, n_models: int) -> 
     return [order[i : i + size] for i in range(0, len(order) - size + 1, size)]
 
 
+def three_model_searches(triples: Sequence[tuple[int, int, int]], searches=("wm", *STE_SEARCHES)) -> list[tuple[str, int, int]]:
+    """The searches Ito et al.'s three-model test runs: b and c onto the anchor a, by each search."""
+    return [(m, a, o) for a, b, c in triples for o in (b, c) for m in searches]
+
+
+def merge_searches(sets_by_n: dict[int, Sequence[Sequence[int]]]) -> list[tuple[str, int, int]]:
+    """The searches the merges run: every set's other models onto its anchor, by WM and STE."""
+    return [(m, seeds[0], o) for sets in sets_by_n.values() for seeds in sets for o in seeds[1:]
+            for m in MERGE_METHODS if m in ("wm", "ste")]
+
+
 def three_models(s: Setting, triples: Sequence[tuple[int, int, int]], searches=("wm", *STE_SEARCHES)) -> xr.Dataset:
     """Ito et al. §6: b and c each permuted onto the anchor a by each search; the loss along the line
     between pi_b(b) and pi_c(c) on both splits, and its barrier, per triple."""
     lams = DEFAULT_LAMBDAS
     loss = np.zeros((len(triples), len(searches), len(SPLITS), len(lams)))
     acc = np.zeros_like(loss)
+    s.prefetch(three_model_searches(triples, searches))
     for i, (a, b, c) in enumerate(triples):
         for j, m in enumerate(searches):
             pb, pc = s.permuted(m, a, b), s.permuted(m, a, c)
@@ -272,6 +284,7 @@ def merged(s: Setting, sets_by_n: dict[int, Sequence[Sequence[int]]]) -> xr.Data
     cols = MERGE_METHODS + ("endpoints",)
     loss = np.full((len(sizes), n_sets, len(cols)), np.nan)
     acc = np.full_like(loss, np.nan)
+    s.prefetch(merge_searches(sets_by_n))
     for q, n in enumerate(sizes):
         for k, seeds in enumerate(sets_by_n[n]):
             ref, others = seeds[0], seeds[1:]
@@ -307,5 +320,7 @@ def merged(s: Setting, sets_by_n: dict[int, Sequence[Sequence[int]]]) -> xr.Data
 def merge_wm_vs_ste(s: Setting, pairs: Sequence[Pair], n_models: int, merge_sizes: Sequence[int]) -> xr.Dataset:
     """The §6 claim's dataset: the three-model barriers (deciding) and the merges (supporting)."""
     triples = model_triples(pairs, n_models)
-    sets = {n: model_sets(triples, n, n_models) for n in merge_sizes}
-    return three_models(s, triples).merge(merged(s, {n: v for n, v in sets.items() if v}))
+    sets = {n: v for n in merge_sizes if (v := model_sets(triples, n, n_models))}
+    # Every search of the test at once, so that on a CPU its STE runs share the cores.
+    s.prefetch(three_model_searches(triples) + merge_searches(sets))
+    return three_models(s, triples).merge(merged(s, sets))
