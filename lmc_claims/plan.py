@@ -7,8 +7,9 @@ The unit is the setting. A setting of the scale's runs (the claims parametrised 
 Ito et al.'s triples and merge sets (`measurements.ito2024.model_triples` / `model_sets`) and the
 transitivity claim's matchings onto a third model (`measurements.csiszarik2023.third_model`). A
 setting of the scale's two-layer family (the Ferbach et al. claims) needs its pairs matched by
-weight matching. `CLAIM_NEEDS` narrows that to what the selected claims use; a claim it does not
-list gets everything its family can need.
+weight matching. A claim that compares with the reference MLP (theus2025) needs that MLP's pairs
+matched by weight matching too. `CLAIM_NEEDS` narrows that to what the selected claims use; a
+claim it does not list gets everything its family can need.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Sequence
 
 from .lab import SEARCHES
+from .scales import reference_mlp
 
 if TYPE_CHECKING:
     import pytest
@@ -27,7 +29,8 @@ if TYPE_CHECKING:
 
 MAIN, TWO_LAYER = "main", "two-layer"
 TRIPLES, MERGES, TRANSITIVE = "triples", "merges", "transitive"  # needs beyond a search of every pair
-EVERYTHING = frozenset({*SEARCHES, TRIPLES, MERGES, TRANSITIVE})
+REFERENCE = "reference-mlp"  # the scale's reference MLP (scales.reference_mlp), its pairs matched by WM
+EVERYTHING = frozenset({*SEARCHES, TRIPLES, MERGES, TRANSITIVE, REFERENCE})
 
 # Which family of settings a claim measures and which of the lab's searches it uses there.
 CLAIM_NEEDS: dict[str, tuple[str, frozenset]] = {
@@ -46,6 +49,7 @@ CLAIM_NEEDS: dict[str, tuple[str, frozenset]] = {
     "ito2024-width": (MAIN, frozenset({"wm", "am"})),
     "ferbach2024-barrier-vs-width": (TWO_LAYER, frozenset({"wm"})),
     "ferbach2024-dimension-vs-barrier": (TWO_LAYER, frozenset({"wm"})),
+    "theus2025-transformer-barrier": (MAIN, frozenset({"wm", REFERENCE})),
 }
 
 SettingKey = tuple[str, str, int]  # (arch, dataset, width)
@@ -110,7 +114,11 @@ class Plan:
         return sum(len(self.seeds(k)) + len(self._searches(k)) for k in self.needs)
 
     def add(self, key: SettingKey, needs: Iterable[str]) -> None:
-        self.needs[key] = self.needs.get(key, frozenset()) | frozenset(needs)
+        needs = frozenset(needs)
+        self.needs[key] = self.needs.get(key, frozenset()) | (needs - {REFERENCE})
+        if REFERENCE in needs:
+            reference = reference_mlp(self.scale)
+            self.needs[reference] = self.needs.get(reference, frozenset()) | {"wm"}
 
 
 def _two_layer_settings(scale: "Scale", variation: str | None) -> list[SettingKey]:

@@ -47,6 +47,11 @@ STE_GR_CI_STEPS = 300
 # ferbach2024: the two-layer family, trained by SGD (the paper's mean-field setting).
 TWO_LAYER_ARCH = "mlp-d1"
 TWO_LAYER_OPTIMIZER = "sgd"
+# theus2025: the MLP shown beside a transformer is Git Re-Basin's 3 x 512 (the width whose barrier
+# WM removes, ainsworth2023-wm-barrier), or the scale's widest MLP where it has no 512. Each scale
+# lists its MLP run in extra_runs too, so that it is there when --claims-arch selects a transformer alone.
+REFERENCE_MLP_ARCH = "mlp"
+REFERENCE_MLP_WIDTH = 512
 
 
 @dataclass(frozen=True)
@@ -125,10 +130,16 @@ def figure2_runs(dataset: str, widths: tuple[int, ...], lrs=FIGURE2_LRS, epochs:
                      n_test=n_test, n_eval_train=n_eval_train) for lr in lrs)
 
 
+# The scales' MLP runs on MNIST digits (each also the theus2025 reference MLP's run).
+SMOKE_MLP = Run("mlp", "mnist5k", widths=(16, 32), recipe=Recipe(epochs=3, n_train=1000), n_test=500, merge_sizes=(3,))
+CI_MLP = Run("mlp", "mnist5k", widths=(128, 512), recipe=Recipe(epochs=20))
+PAPER_MLP = Run("mlp", "mnist", widths=(128, 256, 512, 1024, 2048), recipe=Recipe(epochs=50, batch_size=512),
+                n_eval_train=10000)
+
 SCALES: dict[str, Scale] = {
     "smoke": Scale(
         name="smoke",
-        runs=(Run("mlp", "mnist5k", widths=(16, 32), recipe=Recipe(epochs=3, n_train=1000), n_test=500, merge_sizes=(3,)),),
+        runs=(SMOKE_MLP,),
         custom=Run("custom", "digits", widths=(1, 2), recipe=Recipe(epochs=2, batch_size=64), n_eval_train=200,
                    merge_sizes=(3,)),
         n_pairs=3, n_random=2,
@@ -139,17 +150,22 @@ SCALES: dict[str, Scale] = {
         # onto k principal components (input dimension k), across widths.
         extra_runs=tuple(Run("mlp-d1", d, widths=(8, 16, 32, 64), recipe=Recipe(epochs=2, lr=0.1, n_train=1000, optimizer="sgd"),
                              n_test=500, n_eval_train=250) for d in ("mnist5k", "mnist5k-pca8", "mnist5k-pca32"))
-        + figure2_runs("mnist5k", (32,), lrs=(1e-3, 1e-2, 1e-1), epochs=2, n_train=1000, n_test=500, n_eval_train=250),
+        + figure2_runs("mnist5k", (32,), lrs=(1e-3, 1e-2, 1e-1), epochs=2, n_train=1000, n_test=500, n_eval_train=250)
+        + (SMOKE_MLP,),
     ),
     "ci": Scale(
         name="ci",
         runs=(
-            Run("mlp", "mnist5k", widths=(128, 512), recipe=Recipe(epochs=20)),
+            CI_MLP,
             # 8x8 digits keep the conv net within the CPU budget (28x28 maps cost ~12x more). Two
             # widths, so that Git Re-Basin's width claim (ResNet20 across width multipliers) has a
             # setting in its regime; its zero barrier (32x) needs the paper scale.
             Run("resnet20ln", "digits", widths=(1, 2), recipe=Recipe(epochs=10, batch_size=64, lr=2e-3), n_eval_train=400,
                 merge_sizes=(3,)),
+            # A ViT on the MLP's digits: 2 blocks, width 2 = 2 heads of 32 (dim 64, MLP 128), 16 tokens of 7x7
+            # patches; ~72k parameters, about 10 s per model on one core (92-93% test accuracy in a trial run).
+            # Far smaller than Theus et al.'s (6 blocks, dim 256): beyond theus2025's regime.
+            Run("vit", "mnist5k", widths=(2,), recipe=Recipe(epochs=20, lr=3e-3)),
         ),
         custom=Run("custom", "digits", widths=(1, 2), recipe=Recipe(epochs=10, batch_size=64, lr=2e-3), n_eval_train=400,
                    merge_sizes=(3,)),
@@ -162,18 +178,24 @@ SCALES: dict[str, Scale] = {
                              n_eval_train=1000)
                          for d in ("mnist5k", *(f"mnist5k-pca{k}" for k in (8, 16, 32, 64, 128))))
         # Figure 2's protocol with fewer epochs (20 of 50) and the scale's 3 repetitions (of 4).
-        + figure2_runs("mnist5k", (512,), epochs=20, n_eval_train=1000),
+        + figure2_runs("mnist5k", (512,), epochs=20, n_eval_train=1000)
+        + (CI_MLP,),
     ),
     "paper": Scale(
         name="paper",
         # Ito et al.: MLP (3 x 512) on MNIST and Fashion-MNIST, VGG11 and ResNet20 with width
         # multipliers on CIFAR-10; Git Re-Basin sweeps ResNet20 widths x1..x16 (LayerNorm).
         runs=(
-            Run("mlp", "mnist", widths=(128, 256, 512, 1024, 2048), recipe=Recipe(epochs=50, batch_size=512), n_eval_train=10000),
+            PAPER_MLP,
             Run("mlp", "fashion_mnist", widths=(512,), recipe=Recipe(epochs=50, batch_size=512), n_eval_train=10000),
             Run("vgg11", "cifar10", widths=(1, 2, 4), recipe=Recipe(epochs=100, batch_size=128), n_eval_train=10000),
             Run("resnet20", "cifar10", widths=(1, 2, 4, 8), recipe=Recipe(epochs=100, batch_size=128), n_eval_train=10000),
             Run("resnet20ln", "cifar10", widths=(1, 2, 4, 8, 16), recipe=Recipe(epochs=100, batch_size=128), n_eval_train=10000),
+            # Theus et al. 2025's ViT (PUBLISHED.md): 6 blocks, 8 heads of 32 (dim 256), MLP 512, AdamW, 150 epochs
+            # on CIFAR-10. Their learning rate, batch, weight decay and augmentation are not in PUBLISHED.md: ours
+            # are AdamW's defaults (lr 1e-3, weight decay 0.01), batch 128, no augmentation.
+            Run("vit-d6", "cifar10", widths=(8,), recipe=Recipe(epochs=150, batch_size=128, optimizer="adamw",
+                                                                  weight_decay=0.01), n_eval_train=10000),
         ),
         custom=Run("custom", "mnist", widths=(1, 2, 4), recipe=Recipe(epochs=30), n_eval_train=10000),
         n_pairs=5, n_random=5,
@@ -183,7 +205,8 @@ SCALES: dict[str, Scale] = {
         extra_runs=tuple(Run("mlp-d1", d, widths=(64, 128, 256, 512, 1024, 2048, 4096),
                              recipe=Recipe(epochs=30, lr=0.1, optimizer="sgd"), n_eval_train=10000)
                          for d in ("mnist", *(f"mnist-pca{k}" for k in (8, 16, 32, 64, 128, 256))))
-        + figure2_runs("mnist", (512,), epochs=50, n_eval_train=10000),
+        + figure2_runs("mnist", (512,), epochs=50, n_eval_train=10000)
+        + (PAPER_MLP,),
     ),
 }
 
@@ -224,3 +247,14 @@ def figure2_family(scale: Scale) -> tuple[Run, ...]:
         raise LmcClaimsError(f"Scale {scale.name!r} has {len(runs)} Figure 2 runs; a rank correlation across learning "
                              "rates needs at least 3.", "add runs with scales.figure2_runs(...) to its extra_runs.")
     return tuple(sorted(runs, key=lambda r: r.recipe.lr))
+
+
+def reference_mlp(scale: Scale) -> tuple[str, str, int]:
+    """The setting (arch, dataset, width) of the MLP theus2025 shows beside a transformer."""
+    # extra_runs first: --claims-dataset moves the scale's runs to other data, never its extra runs.
+    runs = [r for r in scale.extra_runs + scale.runs if r.arch == REFERENCE_MLP_ARCH]
+    if not runs:
+        raise LmcClaimsError(f"Scale {scale.name!r} has no {REFERENCE_MLP_ARCH!r} run for theus2025's reference MLP.",
+                             f"add a Run({REFERENCE_MLP_ARCH!r}, DATASET, ...) to its extra_runs.")
+    widths = runs[0].widths
+    return runs[0].arch, runs[0].dataset, REFERENCE_MLP_WIDTH if REFERENCE_MLP_WIDTH in widths else max(widths)

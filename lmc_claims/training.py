@@ -29,7 +29,9 @@ class Recipe:
     lr: float = 1e-3  # Adam, as Git Re-Basin's MLP experiments
     weight_decay: float = 0.0
     n_train: int | None = None  # first n training examples; None = all
-    optimizer: str = "adam"  # "adam", or "sgd" (plain SGD unless momentum is set: mean-field theory's setting)
+    # "adam", "adamw" (decoupled weight decay: Theus et al.'s ViT), or "sgd" (plain SGD unless momentum is
+    # set: mean-field theory's setting)
+    optimizer: str = "adam"
     momentum: float = 0.0  # SGD only
     # Linear warm-up from 1e-6 over this many steps before the cosine decay (Ferbach et al.'s Figure 2
     # protocol: 10 steps); 0 = none.
@@ -66,7 +68,7 @@ def make_model(config: TrainConfig, data: TensorData) -> nn.Module:
     return build_model(config.arch, data.input_shape, data.num_classes, config.width)
 
 
-OPTIMIZERS = ("adam", "sgd")
+OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 def make_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
@@ -74,6 +76,8 @@ def make_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     # element-wise ops (the 3 x 512 MLP trains ~1.3x faster on a CPU; benchmarks/RESULTS.md).
     if recipe.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True)
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True)
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                weight_decay=recipe.weight_decay, fused=True)

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from ..judging import Claim
 from ..errors import unknown_name
-from . import ainsworth2023, csiszarik2023, ferbach2024, ito2024
+from . import ainsworth2023, csiszarik2023, ferbach2024, ito2024, theus2025
 
-FAMILIES = (ito2024, ainsworth2023, ferbach2024, csiszarik2023)
+FAMILIES = (ito2024, ainsworth2023, ferbach2024, csiszarik2023, theus2025)
 
 CLAIMS: dict[str, Claim] = {c.id: c for family in FAMILIES for c in family.CLAIMS}
 

@@ -91,6 +91,12 @@ def barrier_of(ds: xr.Dataset, search: str, split: str) -> xr.DataArray:
         long_name=f"{split} loss barrier, {search}", units="nats")
 
 
+def barrier_reduction(naive: xr.DataArray, after: xr.DataArray, search: str, split: str) -> xr.DataArray:
+    """The share of the naive barrier a search removes, 1 - B_search / B_naive, per pair."""
+    return (1 - after / naive).assign_attrs(
+        long_name=f"1 - {split} loss barrier after {search} / naive {split} loss barrier", units="1")
+
+
 def midpoint_excess(ds: xr.Dataset, search: str, split: str) -> xr.DataArray:
     """Loss at lam = 1/2 minus the endpoints' mean, signed: below 0 where the path dips under both
     endpoints (the barrier, a maximum over the path that includes its ends, is then 0)."""

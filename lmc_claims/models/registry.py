@@ -1,4 +1,4 @@
-"""Looking up architectures: built-in names, `mlp-dN`, import paths and entry points."""
+"""Looking up architectures: built-in names, `mlp-dN`, `vit-dN`, import paths and entry points."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from importlib.metadata import entry_points
 from torch import nn
 
 from ..errors import LmcClaimsError, unknown_name
-from . import ARCHITECTURES, Architecture, _mlp
+from . import ARCHITECTURES, Architecture, _mlp, _vit
 from .mlp import mlp_spec
 
 ENTRY_POINT_GROUP = "lmc_claims.architectures"
@@ -69,7 +69,7 @@ def _entry_point(name: str) -> Architecture | None:
 
 
 def known_names() -> list[str]:
-    return sorted(set(ARCHITECTURES) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}) + ["mlp-dN"]
+    return sorted(set(ARCHITECTURES) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}) + ["mlp-dN", "vit-dN"]
 
 
 TAG = "@"  # "NAME@TAG" names NAME trained with other settings (a scale's run label, e.g. mlp-d1@lr0.01)
@@ -82,9 +82,11 @@ def get_architecture(name: str) -> Architecture:
         return ARCHITECTURES[name]
     if name in _LOADED:
         return _LOADED[name]
-    m = re.fullmatch(r"mlp-d(\d+)", name)
-    if m and int(m.group(1)) >= 1:
-        arch = Architecture(name, _mlp(int(m.group(1))), mlp_spec, f"MLP with {m.group(1)} hidden layers")
+    m = re.fullmatch(r"(mlp|vit)-d(\d+)", name)
+    if m and int(m.group(2)) >= 1:
+        depth = int(m.group(2))
+        arch = (Architecture(name, _mlp(depth), mlp_spec, f"MLP with {depth} hidden layers") if m.group(1) == "mlp" else
+                Architecture(name, _vit(depth), None, f"pre-LayerNorm Vision Transformer with {depth} blocks"))
     elif ":" in name:
         arch = _import_path(name)
     else:
