@@ -38,8 +38,8 @@ def _one_thread():
 
 
 def _vit():
-    return torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=2,
-                                                hidden_dim=32, mlp_dim=64, num_classes=10)
+    return torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2, num_heads=4,
+                                                hidden_dim=64, mlp_dim=128, num_classes=10)
 
 
 def _tv(name):
@@ -62,8 +62,8 @@ MODELS = {
     "regnet_y_400mf": (_tv("regnet_y_400mf"), 16, 21),
     "shufflenet_v2_x0_5": (_tv("shufflenet_v2_x0_5"), 16, 18),
     "convnext_tiny": (_tv("convnext_tiny"), 32, 22),
-    "swin_t": (_tv("swin_t"), 32, 16),
-    "vit": (_vit, 32, 3),
+    "swin_t": (_tv("swin_t"), 32, 40),  # 16, and qk and vo inside the heads of its 12 blocks
+    "vit": (_vit, 32, 7),  # the stream, and per layer the MLP's hidden units and attention's qk and vo
 }
 
 
@@ -198,19 +198,32 @@ def _check_structure(name: str, spec: PermutationSpec) -> None:
         assert ax["features.1.0.layer_scale"] == (stream, None, None)
         assert ax["features.1.0.block.2.weight"] == (stream,)
         assert ax["features.1.0.block.5.weight"] == (stream, ax["features.1.0.block.3.weight"][0])
-    elif name == "swin_t":  # attention: embedding channels move, heads and q/k/v stay fixed
+    elif name == "swin_t":  # attention: a bias per head keeps the heads in place; qk and vo inside them move
         stream = ax["features.0.0.weight"][0]
         assert ax["features.1.0.attn.qkv.weight"] == (None, stream)
-        assert ax["features.1.0.attn.proj.weight"] == (stream, None)
+        (qk, _, _), _, (vo, _, _) = comp["features.1.0.attn.qkv.weight"][0]
+        assert comp["features.1.0.attn.qkv.weight"][0] == ((qk, 96, 1), (qk, 96, 1), (vo, 96, 1)) and qk != vo
+        assert spec.blocks[qk] == spec.blocks[vo] == (None, 3, 32)
+        assert ax["features.1.0.attn.proj.weight"] == (stream, vo)
         assert ax["features.1.0.mlp.0.weight"][0] is not None
         assert comp["features.2.reduction.weight"] == {1: ((stream, 96, 1),) * 4}  # patch merging
-    elif name == "vit":
+    elif name == "vit":  # attention: heads of 16 channels move as blocks, qk and vo inside them
         stream = ax["conv_proj.weight"][0]
-        layer = "encoder.layers.encoder_layer_0"
         assert ax["class_token"] == (None, None, stream) and ax["encoder.pos_embedding"] == (None, None, stream)
-        assert ax[f"{layer}.self_attention.in_proj_weight"] == (None, stream)
-        assert ax[f"{layer}.self_attention.out_proj.weight"] == (stream, None)
-        assert ax[f"{layer}.mlp.3.weight"] == (stream, ax[f"{layer}.mlp.0.weight"][0])
+        outers = set()
+        for i in range(2):
+            attn = f"encoder.layers.encoder_layer_{i}.self_attention"
+            assert ax[f"{attn}.in_proj_weight"] == (None, stream)
+            (qk, _, _), _, (vo, _, _) = comp[f"{attn}.in_proj_weight"][0]
+            assert comp[f"{attn}.in_proj_weight"][0] == ((qk, 64, 1), (qk, 64, 1), (vo, 64, 1)) and qk != vo
+            assert comp[f"{attn}.in_proj_bias"][0] == comp[f"{attn}.in_proj_weight"][0]
+            assert ax[f"{attn}.out_proj.weight"] == (stream, vo)
+            outer = spec.blocks[qk][0]
+            assert spec.blocks[qk] == spec.blocks[vo] == (outer, 4, 16) and outer is not None
+            outers.add(outer)
+            layer = f"encoder.layers.encoder_layer_{i}"
+            assert ax[f"{layer}.mlp.3.weight"] == (stream, ax[f"{layer}.mlp.0.weight"][0])
+        assert len(outers) == 2 and set(spec.blocks) == {p for p in spec.perm_names if p.endswith((".qk", ".vo"))}
 
 
 def _permuted_axes(spec: PermutationSpec) -> int:
@@ -263,7 +276,7 @@ def test_flatten_of_a_feature_map_moves_whole_blocks():
         assert _rel(_outputs(model, params, x, train), _outputs(model, permuted, x, train)) <= 1e-12
 
 
-@pytest.mark.parametrize("name", ["resnet18", "squeezenet1_1", "flatten"])
+@pytest.mark.parametrize("name", ["resnet18", "squeezenet1_1", "flatten", "vit"])
 def test_weight_matching_recovers_the_permutation_of_its_own_copy(name):
     if name == "flatten":  # vgg's and alexnet's 4096-wide classifiers are too slow to match here
         model, x = _small_flatten_net()
@@ -400,11 +413,15 @@ def test_the_rules_torchvision_does_not_reach_are_exact():
     assert specs[0].partition() == specs[1].partition()
     spec, ax = specs[0], specs[0].axes_to_perm
     pa, pb, stream = ax["a.weight"][0], ax["b.weight"][0], ax["g1.weight"][0]
-    assert len(spec.perm_names) == 6 and None not in (pa, pb, stream)
+    assert len(spec.perm_names) == 8 and None not in (pa, pb, stream)
     assert spec.composite_axes["gn0.weight"] == {0: ((pa, 8, 1), (pb, 8, 1))}
     assert spec.composite_axes["dw.weight"] == {0: ((pa, 8, 2), (pb, 8, 2))}
     assert ax["g2.weight"][0] == stream and ax["emb.weight"] == (None, stream)
-    assert ax["mha.q_proj_weight"] == (None, stream) and ax["mha.k_proj_weight"] == (None, ax["k.weight"][0])
+    qk, vo = ax["mha.q_proj_weight"][0], ax["mha.v_proj_weight"][0]  # heads of 3: qk and vo inside them
+    assert ax["mha.q_proj_weight"] == (qk, stream) and ax["mha.k_proj_weight"] == (qk, ax["k.weight"][0])
+    assert ax["mha.out_proj.weight"][1] == vo and spec.blocks[qk][1:] == spec.blocks[vo][1:] == (2, 3)
+    assert spec.blocks[qk][0] == spec.blocks[vo][0] is not None
+    assert spec.composite_axes["mha.in_proj_bias"] == {0: ((qk, 6, 1), (qk, 6, 1), (vo, 6, 1))}
     assert spec.composite_axes["head.weight"] == {1: ((stream, 6, 1), (stream, 6, 1))}
     params = {k: v.detach() for k, v in model.state_dict().items()}
     permuted = apply_permutation(spec, random_perms(spec, params, torch.Generator().manual_seed(0)), params)

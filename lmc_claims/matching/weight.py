@@ -20,6 +20,13 @@ algorithm's):
   solver would return the answer it gave then, already accepted or rejected), and so is
   one where the current permutation takes every row's maximum (it is optimal).
 
+Block-structured permutations (attention heads, `PermutationSpec.blocks`) that share an outer
+permutation are one coordinate: their C_P are kept as above, and the step is
+`lap.solve_blocks`: for every pair of blocks (heads) the assignment inside them, per
+permutation, and one assignment over blocks on the summed gains, which is the exact optimum
+over block-structured permutations with the others fixed. A spec without blocks visits the
+same coordinates in the same order as before.
+
 Everything is float64 on the models' device; only C_P goes to the host for the solver,
 and the permutations' bookkeeping (index arrays) lives there.
 
@@ -41,7 +48,7 @@ from ..cpu import cpu_workers, limit_threads
 from ..errors import LmcClaimsError
 from ..permutation.apply import Params, Perms, permute_param, plain_view
 from ..permutation.spec import PermutationSpec
-from .lap import solve_lap_numpy
+from .lap import solve_blocks, solve_lap_numpy
 
 
 # Intra-op threads for the search on a CPU device; None: the cores this process may use.
@@ -265,14 +272,19 @@ def _search(spec: PermutationSpec, a: Params, b: Params, seed: int, max_sweeps: 
         total = objective(spec, init_dev, {k: a[k].double() for k in spec.axes_to_perm},
                           {k: b[k].double() for k in spec.axes_to_perm})
     del pieces, held
-    # A parameter with the same permutation on two axes makes C_P depend on P itself: the
-    # step is then a linearisation and its gain is not the objective's change, so the
-    # objective is recomputed after each accepted step instead.
-    coupled = [k for k, ax in spec.axes_to_perm.items() if len([q for q in ax if q]) > len({q for q in ax if q})]
+    neighbours = {q: [p for p in names if q in sides[p].by_perm] for q in names}
+    # The coordinates of the descent: a plain permutation, or the block-structured ones that
+    # share an outer permutation (heads), solved together.
+    units = _units(spec, names)
+    # A parameter with the same permutation on two axes makes C_P depend on P itself, and so
+    # does one holding two permutations solved in one step: the step is then a linearisation
+    # and its gain is not the objective's change, so the objective is recomputed after each
+    # accepted step instead.
+    coupled = any(len([q for q in ax if q]) > len({q for q in ax if q}) for ax in spec.axes_to_perm.values()) \
+        or any(q in neighbours[p] for u in units if len(u) > 1 for p in u for q in u)
     if coupled:
         a64 = {k: a[k].detach().double() for k in spec.axes_to_perm}
         b64 = {k: b[k].detach().double() for k in spec.axes_to_perm}
-    neighbours = {q: [p for p in names if q in sides[p].by_perm] for q in names}
 
     result = MatchResult({})
     # Only the terms touching P change in a step, by exactly the gain, so the objective
@@ -281,25 +293,31 @@ def _search(spec: PermutationSpec, a: Params, b: Params, seed: int, max_sweeps: 
     gen = torch.Generator().manual_seed(seed)
     for sweep in range(max_sweeps):
         improved = False
-        for i in torch.randperm(len(names), generator=gen).tolist():
-            p = names[i]
-            if stale[p]:
-                stale[p] = False
-                c = sides[p].C.cpu().numpy()
-                old = host[p]
-                rows = np.arange(len(old))
+        for i in torch.randperm(len(units), generator=gen).tolist():
+            unit = units[i]
+            if any(stale[p] for p in unit):
+                for p in unit:
+                    stale[p] = False
+                cs = [sides[p].C.cpu().numpy() for p in unit]
+                olds = [host[p] for p in unit]
                 # Every row at its maximum (or no units at all): no assignment does better, skip the solve.
-                if c.size and not np.all(c[rows, old] >= c.max(axis=1)):
-                    new = solve_lap_numpy(c)
-                    moved = np.flatnonzero(new != old)
-                    gain = float((c[moved, new[moved]] - c[moved, old[moved]]).sum())
+                if any(c.size and not np.all(c[np.arange(len(old)), old] >= c.max(axis=1))
+                       for c, old in zip(cs, olds)):
+                    news = _solve(spec, unit, cs)
+                    gain = 0.0
+                    for c, old, new in zip(cs, olds, news):
+                        moved = np.flatnonzero(new != old)
+                        gain += float((c[moved, new[moved]] - c[moved, old[moved]]).sum())
                     if gain > tol:
-                        host[p] = new
                         total += gain
                         improved = True
-                        for q in neighbours[p]:
-                            if sides[q].follow(p, host):
-                                stale[q] = True
+                        for p, old, new in zip(unit, olds, news):
+                            if np.array_equal(new, old):
+                                continue
+                            host[p] = new
+                            for q in neighbours[p]:
+                                if sides[q].follow(p, host):
+                                    stale[q] = True
                         if coupled:
                             current = {q: torch.from_numpy(host[q]).to(device) for q in names}
                             total = objective(spec, current, a64, b64)
@@ -309,3 +327,28 @@ def _search(spec: PermutationSpec, a: Params, b: Params, seed: int, max_sweeps: 
             break
     result.perms = {p: torch.from_numpy(host[p].copy()).to(device) for p in names}
     return result
+
+
+def _units(spec: PermutationSpec, names: list[str]) -> list[tuple[str, ...]]:
+    """Each plain permutation alone; block-structured ones grouped by their outer
+    permutation (one whose blocks stay in place alone), in the order of `names`."""
+    units: list[tuple[str, ...]] = []
+    groups = spec.block_groups()
+    seen: set[str] = set()
+    for p in names:
+        if p in seen:
+            continue
+        outer = spec.blocks[p][0] if p in spec.blocks else None
+        unit = tuple(groups[outer]) if outer is not None else (p,)
+        seen.update(unit)
+        units.append(unit)
+    return units
+
+
+def _solve(spec: PermutationSpec, unit: tuple[str, ...], cs: list[np.ndarray]) -> list[np.ndarray]:
+    """The best permutations of one coordinate, given the others: one assignment for a plain
+    permutation, `solve_blocks` for block-structured ones."""
+    if unit[0] not in spec.blocks:
+        return [solve_lap_numpy(cs[0])]
+    outer, n_blocks, _ = spec.blocks[unit[0]]
+    return solve_blocks(cs, [spec.blocks[p][2] for p in unit], n_blocks, move=outer is not None)

@@ -22,11 +22,34 @@ def identity_perms(spec: PermutationSpec, params: Params) -> Perms:
 
 
 def random_perms(spec: PermutationSpec, params: Params, generator: torch.Generator) -> Perms:
+    """Uniformly random permutations; a block-structured one (spec.blocks) gets a random
+    permutation of its blocks, shared with the perms naming the same outer permutation, and
+    a random permutation inside each block."""
     device = next(iter(params.values())).device
-    return {
-        p: torch.randperm(n, generator=generator).to(device)
-        for p, n in spec.perm_sizes(params).items()
-    }
+    outer: dict[str, torch.Tensor] = {}
+    out = {}
+    for p, n in spec.perm_sizes(params).items():
+        if p not in spec.blocks:
+            out[p] = torch.randperm(n, generator=generator).to(device)
+            continue
+        name, n_blocks, block = spec.blocks[p]
+        if name is None:
+            moved = torch.arange(n_blocks)
+        else:
+            if name not in outer:
+                outer[name] = torch.randperm(n_blocks, generator=generator)
+            moved = outer[name]
+        inside = torch.stack([torch.randperm(block, generator=generator) for _ in range(n_blocks)]) \
+            if n_blocks else torch.zeros(0, block, dtype=torch.long)
+        out[p] = block_perm(moved, inside).to(device)
+    return out
+
+
+def block_perm(moved: torch.Tensor, inside: torch.Tensor) -> torch.Tensor:
+    """The permutation of n_blocks * block units that puts old block moved[i] at block i,
+    its units in the order inside[i] (new unit i * block + j is old moved[i] * block + inside[i, j])."""
+    block = inside.shape[1]
+    return (moved[:, None] * block + inside).reshape(-1)
 
 
 def composite_index(segments, perms: Perms, device: torch.device) -> torch.Tensor:
@@ -85,7 +108,8 @@ def plain_view(spec: PermutationSpec, params: Params) -> tuple[PermutationSpec, 
     Every entry of a parameter is in exactly one view and each view is permuted as that part
     of the parameter is, so matching (or any sum over entries) on the views is the same as on
     the parameters, and it needs only plain axes. The views share memory with `params`.
-    Returns (spec, params) themselves when the spec has no composite axes.
+    Block structures (spec.blocks) carry over. Returns (spec, params) themselves when the spec
+    has no composite axes.
     """
     if not spec.composite_axes:
         return spec, params
@@ -118,4 +142,4 @@ def plain_view(spec: PermutationSpec, params: Params) -> tuple[PermutationSpec, 
         for piece_name, v, perms, _ in pieces:
             views[piece_name] = v
             axes[piece_name] = tuple(perms)
-    return PermutationSpec.from_axes(axes), views
+    return PermutationSpec.from_axes(axes, blocks=spec.blocks), views

@@ -70,11 +70,23 @@ HAND_WRITTEN = ("pass a hand-written PermutationSpec (attribute `permutation_spe
 
 
 class _Groups:
-    """Union-find over channel groups; group 0 is the fixed (never permuted) group."""
+    """Union-find over channel groups; group 0 is the fixed (never permuted) group.
+
+    A group's permutation may be restricted, which keeps every symmetry found exact (a
+    restricted permutation is still one of those the rules allowed):
+    - `blocks[g] = (h, m)`: g's units form blocks of m consecutive units (heads); group h's
+      permutation moves whole blocks, and the units inside each block are permuted freely;
+    - `parts[g] = ((g1, n1), (g2, n2), ...)`: g's units split into consecutive parts that stay
+      where they are, each permuted by its own group (a slice of a packed q/k/v projection).
+    Uniting groups unites their restrictions; where they cannot be united (different block
+    sizes or parts), the group is fixed.
+    """
 
     def __init__(self):
         self.parent = [0]
         self.origin = ["fixed"]
+        self.blocks: dict[int, tuple[int, int]] = {}
+        self.parts: dict[int, tuple[tuple[int, int], ...]] = {}
 
     def new(self, origin: str) -> int:
         self.parent.append(len(self.parent))
@@ -89,9 +101,95 @@ class _Groups:
 
     def union(self, a: int, b: int) -> int:
         ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return ra
         keep, drop = (ra, rb) if ra < rb else (rb, ra)  # the fixed group (0) always wins
         self.parent[drop] = keep
-        return keep
+        bd, pd = self.blocks.pop(drop, None), self.parts.pop(drop, None)
+        if keep == 0:
+            self._fix_restrictions(bd, pd)
+            return 0
+        bk, pk = self.blocks.get(keep), self.parts.get(keep)
+        clash = False
+        if pd is not None and pk is not None:
+            if [n for _, n in pd] == [n for _, n in pk]:
+                for (x, _), (y, _) in zip(pd, pk):
+                    self.union(x, y)
+            else:
+                clash = True
+        elif pd is not None:
+            self.parts[keep] = pd
+        if bd is not None and bk is not None:
+            if bd[1] == bk[1]:
+                self.union(bd[0], bk[0])
+            else:
+                clash = True
+        elif bd is not None:
+            self.blocks[keep] = bd
+        keep = self.find(keep)
+        if clash or (keep in self.blocks and keep in self.parts):
+            self._fix_restrictions(bd, pd)
+            self.fix(keep)
+        return self.find(keep)
+
+    def fix(self, g: int) -> None:
+        """Fix group g, and the groups its restrictions name."""
+        r = self.find(g)
+        if r == 0:
+            return
+        self.parent[r] = 0
+        self._fix_restrictions(self.blocks.pop(r, None), self.parts.pop(r, None))
+
+    def _fix_restrictions(self, blocks, parts) -> None:
+        if blocks is not None:
+            self.fix(blocks[0])
+        for x, _ in parts or ():
+            self.fix(x)
+
+    def head_roots(self) -> set[int]:
+        return {self.find(h) for h, _ in self.blocks.values()} - {0}
+
+    def structure(self, g: int, m: int) -> int | None:
+        """Restrict g to blocks of m units; returns the group moving the blocks (0: they stay),
+        None where g cannot be restricted so (it is split into parts)."""
+        r = self.find(g)
+        if r == 0:
+            return 0
+        if r in self.parts:
+            return None
+        if r in self.head_roots():  # heads of heads: not a structure a spec can declare
+            self.fix(r)
+            return 0
+        if r in self.blocks:
+            h, m0 = self.blocks[r]
+            if m0 == m:
+                return self.find(h)
+            self.fix(r)
+            return 0
+        h = self.new(f"{self.origin[r]}:heads")
+        self.blocks[r] = (h, m)
+        return h
+
+    def refine(self, g: int, sizes: list[int]) -> bool:
+        """Split g's units into consecutive parts of these sizes; False where g is restricted."""
+        r = self.find(g)
+        if r == 0:
+            return True
+        if r in self.blocks or r in self.parts or r in self.head_roots():
+            return False
+        # parts are named by their units' range in the group first split
+        base, start = self.origin[r], 0
+        if base.endswith("]") and "[" in base:
+            head, _, span = base[:-1].rpartition("[")
+            lo = span.partition(":")[0]
+            if lo.isdigit():
+                base, start = head, int(lo)
+        parts = []
+        for n in sizes:
+            parts.append((self.new(f"{base}[{start}:{start + n}]"), n))
+            start += n
+        self.parts[r] = tuple(parts)
+        return True
 
 
 class _T:
@@ -104,14 +202,27 @@ class _T:
         self.dim, self.layout = dim, layout
 
 
+class _Multi:
+    """A tensor re-indexed jointly along several dimensions (the heads and the channels inside
+    them): flatten dimensions `dims` row-major, in the order listed (which need not be the
+    tensor's order), and the flattened index is re-indexed by `layout`."""
+
+    __slots__ = ("dims", "layout")
+
+    def __init__(self, dims: tuple, layout: tuple):
+        self.dims, self.layout = tuple(dims), layout
+
+
 class _Par:
     """A parameter or buffer, or a view of one that moves no data across its axes: value
-    dimension i is parameter axis `axes[i]` (None: a new, broadcast or cut dimension)."""
+    dimension i is parameter axis `axes[i]` (None: a new, broadcast or cut dimension) from
+    entry `offsets[i]` on (a slice or chunk of the axis)."""
 
-    __slots__ = ("name", "axes", "shape")
+    __slots__ = ("name", "axes", "shape", "offsets")
 
-    def __init__(self, name: str, axes: tuple, shape: tuple):
+    def __init__(self, name: str, axes: tuple, shape: tuple, offsets: tuple | None = None):
         self.name, self.axes, self.shape = name, tuple(axes), tuple(shape)
+        self.offsets = tuple(offsets) if offsets is not None else (0,) * len(self.axes)
 
 
 class _Static:
@@ -169,7 +280,8 @@ class _Analysis:
 
     def __init__(self, model: nn.Module):
         self.groups = _Groups()
-        self.params: dict[str, list[tuple]] = {}  # parameter -> layout per axis
+        self.params: dict[str, list[tuple]] = {}  # parameter -> layout per axis (None: known only in ranges)
+        self.ranges: dict[tuple[str, int], list[tuple]] = {}  # (parameter, axis) -> (offset, size, layout) of its slices
         self.state_shapes = {k: tuple(v.shape) for k, v in model.state_dict(keep_vars=True).items()}
         self.values: dict[fx.Node, object] = {}
         self.node: fx.Node | None = None
@@ -181,30 +293,56 @@ class _Analysis:
             if n * b == 0:
                 continue
             g = self.groups.find(g)
-            if g == 0:
-                if out and out[-1][0] == 0:
-                    out[-1] = (0, out[-1][1] + n * b, 1)
-                else:
-                    out.append((0, n * b, 1))
+            if g in self.groups.parts:  # a group split into parts: its parts, one after the other
+                segs = self.canon(tuple((x, u, b) for x, u in self.groups.parts[g]))
             else:
-                out.append((g, n, b))
+                segs = ((g, n, b),)
+            for g, n, b in segs:
+                if g == 0:
+                    if out and out[-1][0] == 0:
+                        out[-1] = (0, out[-1][1] + n * b, 1)
+                    else:
+                        out.append((0, n * b, 1))
+                else:
+                    out.append((g, n, b))
         return tuple(out)
 
     def is_fixed_layout(self, layout) -> bool:
-        return all(self.groups.find(g) == 0 for g, _, _ in layout)
+        return all(g == 0 for g, _, _ in self.canon(layout))
 
     def fix_layout(self, layout) -> None:
         for g, _, _ in layout:
             self.groups.union(g, 0)
 
     def unify(self, la, lb):
-        """The layout both share, uniting their groups; None where their segments differ."""
+        """The layout both share, uniting their groups; None where their segments differ.
+        A permuted segment that spans several of the other's is split into parts there first
+        (a packed projection sliced in one graph and not yet in another)."""
         ca, cb = self.canon(la), self.canon(lb)
-        if [(n, b) for _, n, b in ca] != [(n, b) for _, n, b in cb]:
-            return None
+        while [(n, b) for _, n, b in ca] != [(n, b) for _, n, b in cb]:
+            if not (self._cut_at(ca, cb) | self._cut_at(cb, ca)):
+                return None
+            ca, cb = self.canon(la), self.canon(lb)
         for (ga, _, _), (gb, _, _) in zip(ca, cb):
             self.groups.union(ga, gb)
         return self.canon(ca)
+
+    def _cut_at(self, layout, other) -> bool:
+        """Split the permuted segments of `layout` at the segment boundaries of `other` that
+        fall between their blocks; whether any was split."""
+        bounds, offset = set(), 0
+        for _, n, b in other:
+            offset += n * b
+            bounds.add(offset)
+        cut, offset = False, 0
+        for g, n, b in layout:
+            lo, offset = offset, offset + n * b
+            inner = sorted(x for x in bounds if lo < x < offset and (x - lo) % b == 0)
+            if g == 0 or not inner:
+                continue
+            edges = [lo] + inner + [offset]
+            cut |= self.groups.refine(g, [(e - s) // b for s, e in zip(edges, edges[1:])])
+        return cut
 
     def unify_all(self, layouts):
         out = layouts[0]
@@ -217,21 +355,74 @@ class _Analysis:
         return out
 
     def slice_layout(self, layout, start: int, stop: int):
-        """The segments of channels start..stop-1; None where a permuted segment is cut."""
+        """The segments of channels start..stop-1. A permuted segment cut between its blocks is
+        split into parts first (its permutation then keeps the parts in place: a restriction,
+        so still exact); None where a block is cut, or the group cannot be split."""
+        for _ in range(3):  # at most two cuts, then the slice
+            out, offset, cut = [], 0, None
+            for g, n, b in self.canon(layout):
+                lo, hi = offset, offset + n * b
+                offset = hi
+                s, e = max(lo, start), min(hi, stop)
+                if s >= e:
+                    continue
+                if s == lo and e == hi:
+                    out.append((g, n, b))
+                elif g == 0:
+                    out.append((0, e - s, 1))
+                elif (s - lo) % b or (e - lo) % b:
+                    return None
+                else:
+                    cut = (g, [u for u in ((s - lo) // b, (e - s) // b, (hi - e) // b) if u])
+                    break
+            if cut is None:
+                return tuple(out)
+            if not self.groups.refine(*cut):
+                return None
+        return None
+
+    def heads(self, layout, k: int):
+        """A flattened index re-indexed by `layout`, read as blocks of k entries (heads over
+        channels inside them): the layout of the blocks, after restricting each group so that
+        its permutation keeps every block's entries together; None where that cannot be."""
         out, offset = [], 0
         for g, n, b in self.canon(layout):
-            lo, hi = offset, offset + n * b
-            offset = hi
-            s, e = max(lo, start), min(hi, stop)
-            if s >= e:
-                continue
-            if s == lo and e == hi:
-                out.append((g, n, b))
-            elif g == 0:
-                out.append((0, e - s, 1))
+            size = n * b
+            if offset % k or size % k:
+                return None
+            offset += size
+            if g == 0:
+                out.append((0, size // k, 1))
+            elif b % k == 0:  # blocks of whole heads: the heads move with them, in order
+                out.append((g, n, b // k))
+            elif k % b == 0 and n % (k // b) == 0:
+                h = self.groups.structure(g, k // b)
+                if h is None:
+                    return None
+                out.append((h, n // (k // b), 1))
             else:
                 return None
-        return tuple(out)
+        return self.canon(out)
+
+    def period(self, layout, p: int, r: int):
+        """The layout's first p entries when the layout is them repeated r times (a fixed
+        segment may be cut anywhere), else None."""
+        chunks: list[list] = [[] for _ in range(r)]
+        offset = 0
+        for g, n, b in self.canon(layout):
+            lo, offset = offset, offset + n * b
+            if g == 0:
+                pos = lo
+                while pos < offset:
+                    end = min(offset, (pos // p + 1) * p)
+                    chunks[pos // p].append((0, end - pos, 1))
+                    pos = end
+            elif lo // p != (offset - 1) // p:
+                return None
+            else:
+                chunks[lo // p].append((g, n, b))
+        first = self.canon(chunks[0])
+        return first if all(self.canon(c) == first for c in chunks[1:]) else None
 
     def aligned(self, layout, size: int) -> bool:
         """Whether permuting by the layout keeps each run of `size` channels together (as a set)."""
@@ -274,14 +465,16 @@ class _Analysis:
             return True
         if isinstance(val, _T):
             return val.dim is not None and not self.is_fixed_layout(val.layout)
+        if isinstance(val, _Multi):
+            return not self.is_fixed_layout(val.layout)
         if isinstance(val, (tuple, list)):
             return any(self.live(x) for x in val)
         return False
 
     def fix(self, val) -> None:
         if isinstance(val, _Par):
-            self.record(val.name, [_fixed_layout(n) for n in self.state_shapes[val.name]])
-        elif isinstance(val, _T):
+            self.assign(val, {})
+        elif isinstance(val, (_T, _Multi)):
             self.fix_layout(val.layout)
         elif isinstance(val, (tuple, list)):
             for x in val:
@@ -311,21 +504,28 @@ class _Analysis:
 
     # -- parameters
     def record(self, name: str, per_axis: list) -> None:
+        """Layouts of a parameter's axes (None: this use says nothing about the axis)."""
         shape = self.state_shapes[name]
-        if len(per_axis) != len(shape) or any(_layout_size(lay) != n for lay, n in zip(per_axis, shape)):
+        if len(per_axis) != len(shape) or any(lay is not None and _layout_size(lay) != n
+                                              for lay, n in zip(per_axis, shape)):
             raise _unsupported(self.node, f"internal: layouts {per_axis} do not fit {name!r} of shape {shape}")
         if name not in self.params:
             self.params[name] = list(per_axis)
             return
         old = self.params[name]
         for i, (a, b) in enumerate(zip(old, per_axis)):
-            if self.unify(a, b) is None:
+            if b is None:
+                continue
+            if a is None:
+                old[i] = b
+            elif self.unify(a, b) is None:
                 self.fix_layout(a)
                 self.fix_layout(b)
 
     def assign(self, par, dims: dict) -> None:
         """A parameter (view) whose value dimensions follow the given layouts; its other axes
-        are fixed."""
+        are fixed. A view of part of an axis (a chunk of a packed projection) gives the layout
+        of that range of the axis, and the axis is put together in `finish_ranges`."""
         if not isinstance(par, _Par):
             if par is not None and par is not STATIC:
                 self.fix(par)
@@ -334,13 +534,55 @@ class _Analysis:
             return
         shape = self.state_shapes[par.name]
         per_axis = [_fixed_layout(n) for n in shape]
+        partial = {}
+        for i, a in enumerate(par.axes):
+            if a is not None and (par.offsets[i] != 0 or par.shape[i] != shape[a]):
+                partial[a] = [par.offsets[i], par.shape[i], _fixed_layout(par.shape[i])]
+                per_axis[a] = None
         for d, lay in dims.items():
             a = par.axes[d] if d < len(par.axes) else None
-            if a is None or _layout_size(lay) != shape[a]:
+            if a is None or _layout_size(lay) != par.shape[d]:
                 self.fix_layout(lay)
+            elif a in partial:
+                partial[a][2] = lay
             else:
                 per_axis[a] = lay
         self.record(par.name, per_axis)
+        for a, (offset, size, lay) in partial.items():
+            self.ranges.setdefault((par.name, a), []).append((offset, size, lay))
+
+    def finish_ranges(self) -> None:
+        """Each parameter axis used in slices: its slices' layouts one after the other (the same
+        slice used twice unites its layouts; overlapping slices or a slice that does not fit
+        how the whole axis is used elsewhere are fixed; entries no slice covers are fixed)."""
+        for (name, axis), pieces in self.ranges.items():
+            n = self.state_shapes[name][axis]
+            by_range: dict[tuple[int, int], tuple] = {}
+            for offset, size, lay in pieces:
+                key = (offset, size)
+                if key in by_range and self.unify(by_range[key], lay) is None:
+                    self.fix_layout(by_range[key])
+                    self.fix_layout(lay)
+                by_range.setdefault(key, lay)
+            per_axis = self.params[name]
+            whole, layout, pos = per_axis[axis], [], 0
+            for (offset, size), lay in sorted(by_range.items()):
+                if offset < pos:  # overlapping slices
+                    for lay in by_range.values():
+                        self.fix_layout(lay)
+                    layout, pos = [], 0
+                    break
+                layout += list(_fixed_layout(offset - pos)) + list(lay)
+                pos = offset + size
+            layout = tuple(layout) + _fixed_layout(n - pos)
+            if whole is None:
+                per_axis[axis] = layout
+                continue
+            for (offset, size), lay in by_range.items():
+                part = self.slice_layout(whole, offset, offset + size)
+                if part is None or self.unify(part, lay) is None:
+                    self.fix_layout(whole)
+                    self.fix_layout(lay)
 
 
 def _nodes_in(a) -> list[fx.Node]:
@@ -380,6 +622,8 @@ def _join(A: _Analysis, node, operands):
         return A.out_like(out, lambda s: FIXED)
     nd = len(out)
     vals = [(A.v(a, allow_par=True), A.shape(a)) for a in operands if isinstance(A.shape(a), _Shape)]
+    if any(isinstance(v, _Multi) and A.live(v) for v, _ in vals):
+        return _join_multi(A, out, vals)
     live = [(v, s) for v, s in vals if isinstance(v, _T) and A.live(v)]
     if not live:
         pars = [v for v, s in vals if isinstance(v, _Par)]
@@ -414,6 +658,29 @@ def _join(A: _Analysis, node, operands):
     return _T(d, layout)
 
 
+def _join_multi(A, out, vals):
+    """Element-wise over operands re-indexed along several dimensions (heads): they must be
+    re-indexed along the same dimensions, not broadcast along them, and share one layout;
+    every other operand must be constant along those dimensions."""
+    nd = len(out)
+    multis = [v for v, _ in vals if isinstance(v, _Multi) and A.live(v)]
+    dims = {tuple(d + nd - len(s) for d in v.dims) for v, s in vals if isinstance(v, _Multi) and A.live(v)}
+    ok = len(dims) == 1
+    if ok:
+        (dims,) = dims
+        for v, s in vals:
+            lead = nd - len(s)
+            if isinstance(v, _Multi) and A.live(v):
+                ok = ok and all(s[d - lead] == out[d] for d in dims)
+            else:  # a constant (or parameter) must not vary along the re-indexed dimensions
+                ok = ok and not (isinstance(v, _T) and A.live(v)) and all(d < lead or s[d - lead] == 1 for d in dims)
+    layout = A.unify_all([v.layout for v in multis]) if ok else None
+    for v, _ in vals:
+        if layout is None or not isinstance(v, _Multi):
+            A.fix(v)
+    return FIXED if layout is None else _Multi(dims, layout)
+
+
 def _elementwise(A, node, args, kwargs):
     return _join(A, node, _nodes_in((args, kwargs)))
 
@@ -427,9 +694,20 @@ def _first_only(A, node, args, kwargs):
 
 
 def _softmax_like(A, node, args, kwargs):
+    """Softmax along one dimension: equivariant to permutations of that dimension and of the
+    others; re-indexed along several (heads), only when the softmax runs inside the heads."""
     val = A.v(args[0])
     for a in _nodes_in((args[1:], kwargs)):
         A.fix(A.values[a])
+    if isinstance(val, _Multi) and A.live(val):
+        shp = A.shape(args[0])
+        d = A.const(_arg(args, kwargs, 1, "dim"))
+        d = int(d) % len(shp) if isinstance(d, int) else None
+        if d is not None and d not in val.dims:
+            return val
+        if d is None or d != val.dims[-1] or A.heads(val.layout, shp[d]) is None:
+            A.fix(val)
+            return FIXED
     return val
 
 
@@ -492,6 +770,7 @@ def _stride_map(s_in, s_out, d):
 
 def _reshape_par(A, par, s_in, s_out):
     axes: list = [None] * len(s_out)
+    offsets = [0] * len(s_out)
     for i, a in enumerate(par.axes):
         if a is None or s_in[i] == 1:
             continue
@@ -499,8 +778,108 @@ def _reshape_par(A, par, s_in, s_out):
         if m is None or m[1] != 1 or m[2] != 1:
             A.fix(par)
             return FIXED
-        axes[m[0]] = a
-    return _Par(par.name, axes, s_out)
+        axes[m[0]], offsets[m[0]] = a, par.offsets[i]
+    return _Par(par.name, axes, s_out, offsets)
+
+
+def _atoms(s_in, s_out):
+    """The common refinement of the two shapes of a row-major reshape: atom sizes, and for
+    every input and every output dimension the atoms it is made of, in order (dimensions of
+    size 1 have none); None where no refinement exists (e.g. (6, 4) -> (4, 6))."""
+    ins = [int(n) for n in s_in if n != 1]
+    outs = [int(n) for n in s_out if n != 1]
+    if 0 in ins or 0 in outs:
+        return None
+    sizes: list[int] = []
+    atoms_in: list[list[int]] = [[] for n in s_in if n != 1]
+    atoms_out: list[list[int]] = [[] for n in s_out if n != 1]
+    i = j = 0
+    ri, ro = (ins[0] if ins else 0), (outs[0] if outs else 0)
+    while i < len(ins) and j < len(outs):
+        atom = min(ri, ro)
+        if max(ri, ro) % atom:
+            return None
+        atoms_in[i].append(len(sizes))
+        atoms_out[j].append(len(sizes))
+        sizes.append(atom)
+        ri, ro = ri // atom, ro // atom
+        if ri == 1:
+            i += 1
+            ri = ins[i] if i < len(ins) else 0
+        if ro == 1:
+            j += 1
+            ro = outs[j] if j < len(outs) else 0
+    if i < len(ins) or j < len(outs):
+        return None
+    full_in, full_out = iter(atoms_in), iter(atoms_out)
+    return (sizes, [next(full_in) if n != 1 else [] for n in s_in],
+            [next(full_out) if n != 1 else [] for n in s_out])
+
+
+def _regroup(A, dims, layout, s_in, s_out):
+    """The value after a reshape of a tensor re-indexed along `dims` (flattened in that order)
+    by `layout`, or None where the reshape mixes the re-indexed entries with others.
+
+    The flattened index is followed through the reshape's atoms: an outer atom whose entries
+    the layout only repeats, or an inner one inside every block, is not re-indexed and may
+    merge with other dimensions; the remaining atoms must stay together, in order, in the
+    output dimensions that hold them. Atoms of other dimensions merged in front of them
+    repeat the layout, atoms merged behind them enlarge its blocks."""
+    found = _atoms(s_in, s_out)
+    if found is None:
+        return None
+    sizes, atoms_in, atoms_out = found
+    mine = [x for d in dims for x in atoms_in[d]]
+    lay = A.canon(layout)
+    total = _layout_size(lay)
+    while mine and total:
+        r = sizes[mine[0]]
+        first = A.period(lay, total // r, r)
+        if first is None:
+            break
+        lay, total = first, total // r
+        mine.pop(0)
+    while mine:
+        r = sizes[mine[-1]]
+        if not all(b % r == 0 if g else n % r == 0 for g, n, b in lay):
+            break
+        lay = A.canon(tuple((g, n, b // r) if g else (0, n // r, 1) for g, n, b in lay))
+        mine.pop()
+    if not mine or A.is_fixed_layout(lay):
+        return FIXED
+    rank = {x: k for k, x in enumerate(mine)}
+    held = []
+    for j, atoms in enumerate(atoms_out):
+        pos = [k for k, x in enumerate(atoms) if x in rank]
+        if not pos:
+            continue
+        if pos != list(range(pos[0], pos[-1] + 1)):
+            return None
+        held.append((rank[atoms[pos[0]]], j, atoms[: pos[0]], atoms[pos[0] : pos[-1] + 1], atoms[pos[-1] + 1 :]))
+    held.sort()
+    if [x for h in held for x in h[3]] != mine:
+        return None
+    rep = block = 1
+    for k, (_, _, before, _, after) in enumerate(held):
+        if (before and k) or (after and k != len(held) - 1):
+            return None
+        rep *= _prod(sizes[x] for x in before)
+        block *= _prod(sizes[x] for x in after)
+    lay = A.canon(tuple((g, n, b * block) for g, n, b in lay) * rep)
+    return _value(tuple(h[1] for h in held), lay)
+
+
+def _value(dims, layout):
+    """A tensor re-indexed along one dimension (_T) or several (_Multi)."""
+    return _T(dims[0], layout) if len(dims) == 1 else _Multi(dims, layout)
+
+
+def _live_dims(A, val) -> tuple:
+    if isinstance(val, _T) and A.live(val):
+        return (val.dim,)
+    if isinstance(val, _Multi) and A.live(val):
+        return val.dims
+    return ()
 
 
 def _reshape(A, node, args, kwargs):
@@ -510,13 +889,18 @@ def _reshape(A, node, args, kwargs):
         return _reshape_par(A, val, s_in, s_out)
     if not A.live(val):
         return FIXED
-    m = _stride_map(s_in, s_out, val.dim)
-    if m is None:
-        A.fix(val)  # the channels are split over several dimensions
+    if isinstance(val, _T):
+        m = _stride_map(s_in, s_out, val.dim)
+        if m is not None:
+            j, block, rep = m
+            layout = tuple((g, n, b * block) for g, n, b in A.canon(val.layout)) * rep
+            return _T(j, layout)
+    # the channels split over several dimensions (heads), or a value re-indexed along several
+    out = _regroup(A, _live_dims(A, val), val.layout, s_in, s_out)
+    if out is None:
+        A.fix(val)
         return FIXED
-    j, block, rep = m
-    layout = tuple((g, n, b * block) for g, n, b in A.canon(val.layout)) * rep
-    return _T(j, layout)
+    return out
 
 
 def _expand(A, node, args, kwargs):
@@ -525,7 +909,7 @@ def _expand(A, node, args, kwargs):
     shift = len(s_out) - len(s_in)
     if isinstance(val, _Par):
         axes = [None] * shift + [a if s_in[i] == s_out[i + shift] else None for i, a in enumerate(val.axes)]
-        return _Par(val.name, axes, s_out)
+        return _Par(val.name, axes, s_out, (0,) * shift + val.offsets)
     if not A.live(val):
         return FIXED
     d = val.dim + shift
@@ -547,9 +931,16 @@ def _repeat(A, node, args, kwargs):
 def _permute_dims(A, node, x, order):
     val = A.v(x, allow_par=True)
     if isinstance(val, _Par):
-        return _Par(val.name, [val.axes[k] for k in order], A.shape(node))
+        return _Par(val.name, [val.axes[k] for k in order], A.shape(node), [val.offsets[k] for k in order])
+    return _reorder(A, val, order)
+
+
+def _reorder(A, val, order):
+    """A value with its dimensions reordered: new dimension i is old dimension order[i]."""
     if not A.live(val):
         return FIXED
+    if isinstance(val, _Multi):
+        return _Multi(tuple(order.index(d) for d in val.dims), val.layout)
     return _T(order.index(val.dim), val.layout)
 
 
@@ -644,12 +1035,17 @@ def _split(A, node, args, kwargs):
     dim = int(A.const(_arg(args, kwargs, 1 if removes else 2, "dim", 0))) % nd
     if isinstance(val, _Par):
         if removes:
-            axes = [a for i, a in enumerate(val.axes) if i != dim]
-        else:
-            axes = [None if i == dim else a for i, a in enumerate(val.axes)]
-        return tuple(_Par(val.name, axes, s) for s in outs)
+            keep = [i for i in range(len(val.axes)) if i != dim]
+            return tuple(_Par(val.name, [val.axes[i] for i in keep], s, [val.offsets[i] for i in keep]) for s in outs)
+        pieces, offset = [], val.offsets[dim]
+        for s in outs:  # chunks of a parameter axis: views of its ranges
+            pieces.append(_Par(val.name, val.axes, s, val.offsets[:dim] + (offset,) + val.offsets[dim + 1:]))
+            offset += s[dim]
+        return tuple(pieces)
     if not A.live(val):
         return tuple(FIXED for _ in outs)
+    if isinstance(val, _Multi):
+        return _split_multi(A, val, shp, outs, dim, removes)
     if dim != val.dim:
         d = val.dim - (1 if removes and dim < val.dim else 0)
         return tuple(_T(d, val.layout) for _ in outs)
@@ -665,6 +1061,66 @@ def _split(A, node, args, kwargs):
     return tuple(pieces)
 
 
+def _split_multi(A, val, shp, outs, dim, removes):
+    """Splitting a value re-indexed along several dimensions: along the outermost of them
+    (q, k, v of a packed projection), each piece is a range of the flattened index."""
+    if dim not in val.dims:
+        dims = tuple(d - (1 if removes and d > dim else 0) for d in val.dims)
+        return tuple(_Multi(dims, val.layout) for _ in outs)
+    if dim != val.dims[0]:
+        A.fix(val)
+        return tuple(FIXED for _ in outs)
+    inner = _prod(shp[d] for d in val.dims[1:])
+    rest = tuple(d - (1 if removes and d > dim else 0) for d in val.dims[1:]) if removes else val.dims
+    pieces, offset = [], 0
+    for s in outs:
+        n = 1 if removes else s[dim]
+        lay = A.slice_layout(val.layout, offset * inner, (offset + n) * inner)
+        offset += n
+        if lay is None:
+            A.fix(val)
+            return tuple(FIXED for _ in outs)
+        pieces.append(_value(rest, lay))
+    return tuple(pieces)
+
+
+def _index_multi(A, val, shp, items):
+    """x[items] for x re-indexed along several dimensions: an index or a range of the
+    outermost of them is a range of the flattened index; the others are kept whole."""
+    inner = _prod(shp[d] for d in val.dims[1:])
+    lo, hi = 0, inner * int(shp[val.dims[0]])
+    where: dict[int, int] = {}  # input dimension -> output dimension
+    i = o = 0
+    for it in items:
+        if it is None:
+            o += 1
+            continue
+        if isinstance(it, bool) or not isinstance(it, (int, slice)):
+            return None
+        if isinstance(it, int):
+            if i in val.dims:
+                if i != val.dims[0]:
+                    return None
+                t = it % int(shp[i])
+                lo, hi = t * inner, (t + 1) * inner
+            i += 1
+            continue
+        start, stop, step = it.indices(int(shp[i]))
+        if i in val.dims and (start, stop, step) != (0, int(shp[i]), 1):
+            if i != val.dims[0] or step != 1:
+                return None
+            lo, hi = start * inner, stop * inner
+        where[i] = o
+        i += 1
+        o += 1
+    for k in range(i, len(shp)):
+        where[k] = o + k - i
+    layout = A.slice_layout(val.layout, lo, hi) if (lo, hi) != (0, _layout_size(val.layout)) else val.layout
+    if layout is None:
+        return None
+    return _value(tuple(where[d] for d in val.dims if d in where), layout)
+
+
 def _index_value(A, node, val, shp, items):
     """x[items] for items a tuple of int / slice / None / Ellipsis."""
     n_real = sum(1 for it in items if it is not None and it is not Ellipsis)
@@ -674,12 +1130,16 @@ def _index_value(A, node, val, shp, items):
             out.extend([slice(None)] * (len(shp) - n_real))
         else:
             out.append(it)
+    if isinstance(val, _Multi):
+        return _index_multi(A, val, shp, out)
     i = o = 0
     par_axes: list = []
+    par_offsets: list = []
     new_dim, new_layout = None, None
     for it in out:
         if it is None:
             par_axes.append(None)
+            par_offsets.append(0)
             o += 1
             continue
         if isinstance(it, bool) or not isinstance(it, (int, slice)):
@@ -692,8 +1152,9 @@ def _index_value(A, node, val, shp, items):
             continue
         start, stop, step = it.indices(int(shp[i]))
         full = (start, stop, step) == (0, int(shp[i]), 1)
-        if isinstance(val, _Par):
-            par_axes.append(val.axes[i] if full else None)
+        if isinstance(val, _Par):  # a range of a parameter axis is a view of it
+            par_axes.append(val.axes[i] if full or step == 1 else None)
+            par_offsets.append(val.offsets[i] + (start if step == 1 else 0))
         elif is_ch:
             if step != 1:
                 return None
@@ -705,7 +1166,8 @@ def _index_value(A, node, val, shp, items):
         o += 1
     if isinstance(val, _Par):
         par_axes.extend(val.axes[i:])
-        return _Par(val.name, par_axes, A.shape(node))
+        par_offsets.extend(val.offsets[i:])
+        return _Par(val.name, par_axes, A.shape(node), par_offsets)
     if new_dim is None:
         new_dim, new_layout = o + (val.dim - i), val.layout
     return _T(new_dim, new_layout)
@@ -719,7 +1181,7 @@ def _getitem(A, node, args, kwargs):
         return tuple(val[i]) if isinstance(i, slice) else val[int(i)]
     if not isinstance(A.shape(src), _Shape):
         return STATIC
-    if isinstance(val, _T) and not A.live(val):
+    if isinstance(val, (_T, _Multi)) and not A.live(val):
         return FIXED
     if any(isinstance(A.shape(a), _Shape) for a in _nodes_in(idx)):
         A.fix(val)  # indexing by tensors
@@ -737,7 +1199,7 @@ def _getitem(A, node, args, kwargs):
 def _indexed(A, node, arg, shp, items):
     """The value of arg[items]: its layout where the index keeps one, else its channels fixed."""
     val = A.v(arg, allow_par=True)
-    if isinstance(val, _T) and not A.live(val):
+    if isinstance(val, (_T, _Multi)) and not A.live(val):
         return FIXED
     res = _index_value(A, node, val, shp, items)
     if res is None:
@@ -841,6 +1303,112 @@ def _glu(A, node, args, kwargs):
         A.fix(val)
         return FIXED
     return _T(dim, lay)
+
+
+def _mm_value(A, av, sa, bv, sb):
+    """The value of a @ b (both at least 2-D, batch dimensions broadcast) from the operands'
+    values, or None where no permutation of theirs is known to pass (the caller fixes them).
+
+    - One operand re-indexed along its rows (a) / columns (b) or batch dimensions, the other
+      constant along those batch dimensions: the product is re-indexed alike. Where the other
+      differs along them (attention weights with a bias per head), the operand's layout is
+      restricted to keep its blocks (heads) in place, with the channels inside them permuted.
+    - Both re-indexed along the contracted dimension by one layout: sum_k a[., k] b[k, .]
+      is unchanged (a Gram matrix, single-head scores q k^T). Along batch dimensions (heads)
+      and the contracted one (the channels inside the heads) together: each head's sum is
+      unchanged provided the permutation keeps each head's channels together (the groups are
+      restricted so), and the product is re-indexed along the heads.
+    - a re-indexed along batch dimensions only (scores over heads) and b along the same ones
+      and its columns (values inside heads): the heads of b's layout are a's (united), and
+      the product is re-indexed as b.
+    """
+    na, nb = len(sa), len(sb)
+    no = max(na, nb)
+    ra = [d + no - na if d < na - 2 else (no - 2 if d == na - 2 else "k") for d in _live_dims(A, av)]
+    rb = [d + no - nb if d < nb - 2 else ("k" if d == nb - 2 else no - 1) for d in _live_dims(A, bv)]
+
+    def constant_along(shape, n, out_dims):
+        return all(d - (no - n) < 0 or shape[d - (no - n)] == 1 for d in out_dims if d < no - 2)
+
+    if not ra and not rb:
+        return FIXED
+    if not rb or not ra:
+        roles, val, other, n_other = (ra, av, sb, nb) if ra else (rb, bv, sa, na)
+        if "k" in roles:
+            return None
+        if not constant_along(other, n_other, roles):
+            # the other operand differs per head (scores with a bias per head): the heads stay,
+            # the channels inside each head still permute
+            size = (sa if ra else sb)[-2 if ra else -1]
+            if roles[-1] < no - 2 or not all(r < no - 2 for r in roles[:-1]):
+                return None
+            heads = A.heads(val.layout, size)
+            if heads is None:
+                return None
+            A.fix_layout(heads)
+        return _value(tuple(roles), val.layout)
+    batch = lambda roles: all(r != "k" and r < no - 2 for r in roles)  # noqa: E731
+    if ra[-1] == "k" and rb[-1] == "k" and ra[:-1] == rb[:-1] and batch(ra[:-1]):
+        layout = A.unify(av.layout, bv.layout)
+        if layout is None:
+            return None
+        if len(ra) == 1:
+            return FIXED
+        heads = A.heads(layout, sa[-1])
+        return None if heads is None else _value(tuple(ra[:-1]), heads)
+    if batch(ra) and rb == ra:
+        layout = A.unify(av.layout, bv.layout)
+        return None if layout is None else _value(tuple(ra), layout)
+    if batch(ra) and rb[:-1] == ra and rb[-1] == no - 1:
+        heads = A.heads(bv.layout, sb[-1])
+        if heads is None or A.unify(av.layout, heads) is None:
+            return None
+        return _value(tuple(rb), bv.layout)
+    return None
+
+
+def _matmul(A, node, args, kwargs):
+    a, b = args[0], args[1]
+    av, bv = A.v(a), A.v(b)
+    sa, sb = A.shape(a), A.shape(b)
+    out = _mm_value(A, av, sa, bv, sb) if len(sa) >= 2 and len(sb) >= 2 else None
+    if out is None:
+        return _opaque(A, node, args, kwargs)
+    return out
+
+
+def _sdpa(A, node, args, kwargs):
+    """scaled_dot_product_attention(q, k, v, attn_mask, ...) = softmax(q k^T * scale + mask) v,
+    followed through the rules of `_mm_value`: the mask must be constant along the scores'
+    re-indexed dimensions (heads), and the softmax runs over the keys."""
+    names = ("query", "key", "value", "attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+    bound = {n: _arg(args, kwargs, i, n) for i, n in enumerate(names)}
+    q, k, v, mask = bound["query"], bound["key"], bound["value"], bound["attn_mask"]
+    qv, kv, vv = A.v(q), A.v(k), A.v(v)
+    sq, sk, sv = A.shape(q), A.shape(k), A.shape(v)
+    if bool(A.const(bound["enable_gqa"])) or A.live(A.v(mask)) or min(len(sq), len(sk), len(sv)) < 2:
+        return _opaque(A, node, args, kwargs)
+    nk = len(sk)
+    kt = _reorder(A, kv, list(range(nk - 2)) + [nk - 1, nk - 2])
+    skt = tuple(sk[:-2]) + (sk[-1], sk[-2])
+    scores = _mm_value(A, qv, sq, kt, skt)
+    ns = max(len(sq), nk)
+    batch = [max((int(sh[d - (ns - len(sh))]) if d - (ns - len(sh)) >= 0 else 1) for sh in (sq, sk))
+             for d in range(ns - 2)]
+    s_shape = _Shape(batch + [sq[-2], sk[-2]])
+    if scores is not None and mask is not None:
+        sm = A.shape(mask)
+        if any(d - (ns - len(sm)) >= 0 and sm[d - (ns - len(sm))] != 1 for d in _live_dims(A, scores)):
+            A.fix(scores)  # a mask per head: the heads stay
+            scores = FIXED
+    if scores is not None and ns - 1 in _live_dims(A, scores):
+        scores = None
+    out = _mm_value(A, scores, s_shape, vv, sv) if scores is not None else None
+    if out is None:
+        if scores is not None:
+            A.fix(scores)
+        return _opaque(A, node, args, kwargs)
+    return out
 
 
 def _linear(A, node, args, kwargs):
@@ -1007,11 +1575,15 @@ def _prelu(A, node, args, kwargs):
 
 
 def _shifted_window_attention(A, node, args, kwargs):
+    """torchvision's Swin attention: the embedding channels move (qkv columns, proj rows). The
+    heads stay (a relative position bias per head is added to the scores), and inside each
+    head one permutation of the query and key rows of qkv (unchanged scores; v2's cosine
+    attention normalises inside each head) and one of the value rows and proj's columns."""
     bound = inspect.signature(node.target).bind(*args, **kwargs).arguments
     x = bound["input"]
     qkv_w, proj_w = A.v(bound["qkv_weight"], allow_par=True), A.v(bound["proj_weight"], allow_par=True)
-    proj_b = bound.get("proj_bias")
-    for other in ("relative_position_bias", "logit_scale", "qkv_bias"):
+    qkv_b, proj_b = bound.get("qkv_bias"), bound.get("proj_bias")
+    for other in ("relative_position_bias", "logit_scale"):
         if isinstance(bound.get(other), fx.Node):
             A.fix(A.values[bound[other]])
     last = len(A.shape(x)) - 1
@@ -1021,9 +1593,15 @@ def _shifted_window_attention(A, node, args, kwargs):
     if not isinstance(qkv_w, _Par) or not isinstance(proj_w, _Par):
         A.fix_args(args, kwargs)
         return FIXED
-    A.assign(qkv_w, {1: A.tensor_layout(x, last)})
+    c, heads = proj_w.shape[1], int(A.const(bound["num_heads"]))
+    qk, vo = A.fresh(f"{_origin(qkv_w)}.qk", c), A.fresh(f"{_origin(qkv_w)}.vo", c)
+    for lay in (qk, vo):
+        A.groups.blocks[lay[0][0]] = (0, c // heads)  # blocks that stay in place
+    A.assign(qkv_w, {0: qk + qk + vo, 1: A.tensor_layout(x, last)})
+    if isinstance(qkv_b, fx.Node):
+        A.assign(A.v(qkv_b, allow_par=True), {0: qk + qk + vo})
     out = A.fresh(_origin(proj_w), proj_w.shape[0])
-    A.assign(proj_w, {0: out})
+    A.assign(proj_w, {0: out, 1: vo})
     if isinstance(proj_b, fx.Node):
         A.assign(A.v(proj_b, allow_par=True), {0: out})
     return _T(last, out)
@@ -1090,8 +1668,8 @@ CREATION = {"zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "
             "sym_size", "sym_numel", "sym_stride", "stride", "_assert", "is_floating_point", "is_contiguous",
             "get_device", "element_size"}
 READS = {"item", "tolist", "_local_scalar_dense", "nonzero", "unique", "masked_select", "bool_"}
-OPAQUE = {"matmul", "mm", "bmm", "baddbmm", "addmm", "addbmm", "addmv", "mv", "einsum", "bilinear", "cdist",
-          "outer", "kron", "scaled_dot_product_attention", "_native_multi_head_attention",
+OPAQUE = {"baddbmm", "addmm", "addbmm", "addmv", "mv", "einsum", "bilinear", "cdist",
+          "outer", "kron", "_native_multi_head_attention",
           "multi_head_attention_forward", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle",
           "native_channel_shuffle", "local_response_norm", "_get_relative_position_bias",
           "cosine_similarity", "normalize", "dot", "tensordot", "inner"}
@@ -1120,7 +1698,13 @@ RULES.update({
     "getattr": _shape_attr, "setitem": _setitem, "prelu": _prelu, "embedding": _embedding,
     "interpolate": _spatial(None), "upsample": _spatial(None),
     "shifted_window_attention": _shifted_window_attention, "_patch_merging_pad": _patch_merging_pad,
+    "matmul": _matmul, "mm": _matmul, "bmm": _matmul, "scaled_dot_product_attention": _sdpa,
 })
+# Rules that follow values re-indexed along several dimensions (heads); any other rule gets
+# such an operand fixed first.
+MULTI_RULES = {_reshape, _permute, _transpose, _t, _movedim, _first_only, _elementwise, _softmax_like,
+               _static_result, _read_values, _opaque, _shape_attr, _getitem, _select, _slice, _split, _matmul,
+               _sdpa, _setitem, _index_tensor}
 for _k in (1, 2, 3):
     for _p in ("max_pool", "avg_pool", "adaptive_avg_pool", "adaptive_max_pool", "lp_pool",
                "max_pool{}_with_indices", "adaptive_max_pool{}_with_indices", "reflection_pad", "replication_pad",
@@ -1245,7 +1829,8 @@ def _m_opaque(A, node, m, prefix):
 
 
 def _m_softmax(A, node, m, prefix):
-    return A.v(node.args[0])
+    dim = -3 if isinstance(m, nn.Softmax2d) else m.dim
+    return _softmax_like(A, node, (node.args[0], dim), {})
 
 
 def _m_embedding(A, node, m, prefix):
@@ -1258,7 +1843,10 @@ def _m_embedding(A, node, m, prefix):
 
 def _m_attention(A, node, m, prefix):
     """nn.MultiheadAttention: the embedding channels of query/key/value go to the input
-    projection's columns; its output is a new group (output projection rows); heads fixed."""
+    projection's columns; its output is a new group (output projection rows). Inside, the
+    heads permute as blocks: one permutation (qk) of the query and key projections' rows, one
+    (vo) of the value projection's rows and the output projection's columns, both made of
+    head_dim blocks moved by one head permutation (see spec.py for why this is exact)."""
     bound = inspect.signature(m.forward).bind(*node.args, **node.kwargs).arguments
     q, k, v = bound["query"], bound["key"], bound["value"]
     for other in ("key_padding_mask", "attn_mask"):
@@ -1271,24 +1859,33 @@ def _m_attention(A, node, m, prefix):
         if A.live(val) and val.dim != last:
             A.fix(val)
         lays.append(A.tensor_layout(t, last))
+    e, heads = m.embed_dim, m.num_heads
+    head = A.groups.new(f"{prefix}:heads")
+    qk, vo = A.fresh(f"{prefix}.qk", e), A.fresh(f"{prefix}.vo", e)
+    for lay in (qk, vo):
+        A.groups.blocks[lay[0][0]] = (head, m.head_dim)
     if m._qkv_same_embed_dim:
         lay = A.unify_all(lays)
-        A.assign(_par(A, prefix, "in_proj_weight"), {1: lay} if lay is not None else {})
+        A.assign(_par(A, prefix, "in_proj_weight"), {0: qk + qk + vo, 1: lay} if lay is not None else {0: qk + qk + vo})
     else:
-        for name, lay in zip(("q_proj_weight", "k_proj_weight", "v_proj_weight"), lays):
-            A.assign(_par(A, prefix, name), {1: lay})
-    for name in ("in_proj_bias", "bias_k", "bias_v"):
+        for name, lay, rows in zip(("q_proj_weight", "k_proj_weight", "v_proj_weight"), lays, (qk, qk, vo)):
+            A.assign(_par(A, prefix, name), {0: rows, 1: lay})
+    for name, lay in (("in_proj_bias", qk + qk + vo), ("bias_k", qk), ("bias_v", vo)):
         p = _par(A, prefix, name)
         if p is not None:
-            A.fix(p)
-    out = A.fresh(f"{prefix}.out_proj", m.embed_dim)
-    A.assign(_par(A, prefix, "out_proj.weight"), {0: out})
+            A.assign(p, {len(p.shape) - 1: lay})
+    out = A.fresh(f"{prefix}.out_proj", e)
+    A.assign(_par(A, prefix, "out_proj.weight"), {0: out, 1: vo})
     bias = _par(A, prefix, "out_proj.bias")
     if bias is not None:
         A.assign(bias, {0: out})
     shapes = A.shape(node)
     first = _T(len(shapes[0]) - 1, out)
-    return (first,) + tuple(FIXED if isinstance(s, _Shape) else STATIC for s in shapes[1:])
+    rest = tuple(FIXED if isinstance(s, _Shape) else STATIC for s in shapes[1:])
+    per_head = A.const(bound.get("need_weights", True)) and not A.const(bound.get("average_attn_weights", True))
+    if rest and per_head and isinstance(shapes[1], _Shape):  # (N, heads, L, S): moves with the heads
+        rest = (_T(len(shapes[1]) - 3, ((head, heads, 1),)),) + rest[1:]
+    return (first,) + rest
 
 
 _ELEMENTWISE_MODULES = (
@@ -1420,7 +2017,10 @@ def _analyse_fx(A: _Analysis, gm: fx.GraphModule) -> None:
                 FIXED if isinstance(node.meta.get("lmc_shape"), _Shape) else STATIC)
         elif node.op == "call_module":
             m = modules[node.target]
-            A.values[node] = MODULE_RULES[type(m)](A, node, m, node.target)
+            rule = MODULE_RULES[type(m)]
+            if rule not in (_m_elementwise, _m_softmax):
+                _fix_multi(A, node)
+            A.values[node] = rule(A, node, m, node.target)
         elif node.op in ("call_function", "call_method"):
             A.values[node] = _apply_rule(A, node)
         elif node.op == "output":
@@ -1458,48 +2058,94 @@ def _apply_rule(A: _Analysis, node: fx.Node):
     if rule is None:
         what = f"method .{node.target}()" if node.op == "call_method" else f"function {_target_name(node.target)}"
         raise _unsupported(node, f"{what} on a permuted tensor has no rule")
+    if rule not in MULTI_RULES:
+        _fix_multi(A, node)
     return rule(A, node, node.args, node.kwargs)
+
+
+def _fix_multi(A: _Analysis, node: fx.Node) -> None:
+    """Operands re-indexed along several dimensions, for a rule that follows one: fixed (then
+    they are the same in the permuted network, which the rule can follow)."""
+    for a in _nodes_in((node.args, node.kwargs)):
+        val = A.values[a]
+        if isinstance(val, _Multi):
+            A.fix(val)
+            A.values[a] = FIXED
+        elif isinstance(val, tuple) and any(isinstance(x, _Multi) for x in val):
+            for x in val:
+                if isinstance(x, _Multi):
+                    A.fix(x)
+            A.values[a] = tuple(FIXED if isinstance(x, _Multi) else x for x in val)
 
 
 # ------------------------------------------------------------------ the spec
 
 
 def _spec(A: _Analysis, model: nn.Module) -> PermutationSpec:
+    A.finish_ranges()
     state = model.state_dict()
     floating = [k for k, v in state.items() if v.is_floating_point()]
-    layouts = {k: [A.canon(lay) for lay in A.params.get(k, [_fixed_layout(n) for n in state[k].shape])]
-               for k in floating}
+    groups = A.groups
+
+    def layouts():
+        return {k: [A.canon(lay) if lay is not None else _fixed_layout(n)
+                    for lay, n in zip(A.params.get(k, [None] * state[k].dim()), state[k].shape)] for k in floating}
+
+    def segments():
+        return [seg for per_axis in layouts().values() for lay in per_axis for seg in lay]
+
+    # A head permutation is not a permutation of the spec, only the outer one of blocks: one
+    # that would also move a parameter axis (a per-head scale), or whose own units are split
+    # or blocked (heads of heads), is fixed.
+    while True:
+        heads = groups.head_roots()
+        bad = {g for g, _, _ in segments() if g in heads} | {h for h in heads if h in groups.blocks or h in groups.parts}
+        if not bad:
+            break
+        for g in bad:
+            groups.fix(g)
 
     def plain(lay) -> bool:
         return len(lay) == 1 and lay[0][2] == 1 and lay[0][0] != 0
 
-    # A permutation must act on at least one plain axis (weight matching solves for those);
-    # one that would only move composite axes is fixed.
-    plain_groups = {lay[0][0] for per_axis in layouts.values() for lay in per_axis if plain(lay)}
-    for per_axis in layouts.values():
-        for lay in per_axis:
-            for g, _, _ in lay:
-                if g != 0 and g not in plain_groups:
-                    A.groups.union(g, 0)
-    names: dict[int, str] = {}
-    used: set[str] = set()
+    # A permutation must act on at least one plain axis (whose size it has), or be block-structured
+    # (blocks give its size); one that would only move composite axes is fixed.
+    plain_groups = {lay[0][0] for per_axis in layouts().values() for lay in per_axis if plain(lay)}
+    for g, _, _ in segments():
+        if g != 0 and g not in plain_groups and groups.find(g) not in groups.blocks:
+            groups.fix(g)
+    # A block-structured group that moves no parameter is the identity in the permuted network,
+    # so the blocks it shares with others stay in place.
+    used = {g for g, _, _ in segments()}
+    for r in [r for r in groups.blocks if groups.find(r) == r and r not in used]:
+        groups.fix(r)
 
-    def name_of(g: int) -> str:
+    names: dict[int, str] = {}
+    taken: set[str] = set()
+
+    def name_of(g: int, prefix: str = "P") -> str:
         if g not in names:
-            base = f"P_{A.groups.origin[g]}"
+            base = f"{prefix}_{groups.origin[g]}"
             name, i = base, 1
-            while name in used:
+            while name in taken:
                 i += 1
                 name = f"{base}#{i}"
-            used.add(name)
+            taken.add(name)
             names[g] = name
         return names[g]
 
     axes: dict[str, tuple] = {}
     composite: dict[str, dict[int, tuple]] = {}
+    blocks: dict[str, tuple] = {}
+    final = layouts()
     for k in floating:
         per_axis = []
-        for axis, lay in enumerate(A.canon(lay) for lay in layouts[k]):
+        for axis, lay in enumerate(final[k]):
+            for g, n, _ in lay:
+                if g in groups.blocks and name_of(g) not in blocks:
+                    h, m = groups.blocks[g]
+                    h = groups.find(h)
+                    blocks[name_of(g)] = (None if h == 0 else name_of(h, "H"), n // m, m)
             if all(g == 0 for g, _, _ in lay):
                 per_axis.append(None)
             elif plain(lay):
@@ -1509,7 +2155,7 @@ def _spec(A: _Analysis, model: nn.Module) -> PermutationSpec:
                 composite.setdefault(k, {})[axis] = tuple(
                     (None if g == 0 else name_of(g), n, b) for g, n, b in lay)
         axes[k] = tuple(per_axis)
-    return PermutationSpec.from_axes(axes, composite)
+    return PermutationSpec.from_axes(axes, composite, blocks)
 
 
 def _input_error(x: torch.Tensor, node: fx.Node | None, error: Exception) -> LmcClaimsError:
