@@ -18,6 +18,12 @@ runs only the interpolation-curve section instead: the per-point loop `interpola
 used to run (kept in this file) vs the library's, on the ci scale's MLP, LayerNorm ResNet20
 and two-layer settings (random-init endpoints): times, ratio and the largest differences.
 
+    python benchmarks/bench.py --vit [--repeats N] [--seeds K]
+
+runs only the ViT section instead (part 5): weight matching of two trained `vit`s of the ci
+scale against two trained 3 x 512 MLPs of the same scale (the reference, in the same process),
+per matched parameter, with torch's default intra-op threads and with one.
+
 All three matchers optimise the same objective, sum over the learnable parameters of
 <W_A, pi(W_B)> (rebasin does not permute BatchNorm running statistics, so those are left
 out for everyone), and the plain implementation and ours visit the permutations in the
@@ -487,6 +493,95 @@ def interpolation_bench(repeats: int) -> dict:
     return out
 
 
+# ---------------------------------------------------------------- 5. ViT weight matching
+VIT_CASES = (("mlp", 512, "MLP 784-512-512-512-10 (reference)"), ("vit", None, "ViT"))
+
+
+def trained_pair(arch: str, width: int | None, scale_name: str = "ci"):
+    """Two models of the scale's run of `arch` on mnist5k (seeds 0 and 1), trained as a claims run
+    trains them (`train_many`; then seed 0 alone again, timed), their spec as the claims run gets
+    it, and their test accuracy."""
+    from lmc_claims.metrics.interpolation import evaluate
+    from lmc_claims.models.registry import permutation_spec
+    from lmc_claims.scales import get_scale
+
+    run = get_scale(scale_name).run(arch, "mnist5k")
+    width = width or run.widths[0]
+    data = load_dataset(run.dataset).subset(run.recipe.n_train, run.n_test)
+    cfgs = [TrainConfig(arch=arch, dataset=run.dataset, width=width, seed=s, recipe=run.recipe) for s in (0, 1)]
+    t = time.perf_counter()
+    sds = train_many(cfgs, data, torch.device("cpu"))
+    train_s = time.perf_counter() - t
+    t = time.perf_counter()
+    train(cfgs[0], data, torch.device("cpu"))
+    alone_s = time.perf_counter() - t
+    model = make_model(cfgs[0], data)
+    spec = permutation_spec(arch, model, data.x_train[:2])
+    accs = [evaluate(model, sd, data.x_test, data.y_test)[1] for sd in sds]
+    return sds, spec, {"arch": arch, "width": width, "recipe": run.recipe, "train_s": train_s, "alone_s": alone_s, "test_acc": accs,
+                       "params": sum(p.numel() for p in model.parameters())}
+
+
+def vit_bench(repeats: int, seeds: list[int]) -> dict:
+    """Weight matching of each case's trained pair, interleaved, best of `repeats` per seed; with
+    torch's default threads (`SEARCH_THREADS` as shipped) and with one."""
+    cases = []
+    for arch, width, desc in VIT_CASES:
+        print(f"training two {arch} models of the ci scale ...", file=sys.stderr, flush=True)
+        sds, spec, info = trained_pair(arch, width)
+        matched = sum(sds[0][k].numel() for k in spec.axes_to_perm)
+        cases.append({"desc": desc, "a": sds[0], "b": sds[1], "spec": spec, "matched": matched,
+                      "n_perms": len(spec.perm_names), "perm_sizes": sorted(spec.perm_sizes(sds[0]).values()),
+                      "composite": len(spec.composite_axes), **info})
+    best = {(c["arch"], th): {s: math.inf for s in seeds} for c in cases for th in (None, 1)}
+    laps = {key: {} for key in best}
+    sweeps = {key: {} for key in best}
+    for c in cases:  # warm-up (first calls allocate and spin up threads), untimed
+        run_ours(c["spec"], c["a"], c["b"], seeds[0], LapTimer(wm.solve_lap_numpy))
+    for _ in range(repeats):
+        for seed in seeds:
+            for c in cases:
+                for threads in (None, 1):
+                    timer = LapTimer(wm.solve_lap_numpy)
+                    time.sleep(0.2)
+                    secs, _, extra = run_ours(c["spec"], c["a"], c["b"], seed, timer, threads=threads)
+                    key = (c["arch"], threads)
+                    if secs < best[key][seed]:
+                        best[key][seed], laps[key][seed], sweeps[key][seed] = secs, timer.seconds, extra["sweeps"]
+    for c in cases:
+        c["timings"] = {("default" if th is None else "1"): {
+            "total_s": sum(best[(c["arch"], th)].values()), "lap_s": sum(laps[(c["arch"], th)].values()),
+            "sweeps": [sweeps[(c["arch"], th)][s] for s in seeds]} for th in (None, 1)}
+        for k in ("a", "b", "spec"):
+            del c[k]
+    return {"cases": cases, "seeds": seeds, "repeats": repeats, "search_threads": wm.SEARCH_THREADS or cpu_workers()}
+
+
+def report_vit(res: dict, env: dict) -> str:
+    ref = res["cases"][0]
+    L = [f"### 5. Weight matching of two trained ViTs vs two MLPs (ci scale), {env['date']}\n",
+         f"- command: `{env['command']}` (in the repository root)",
+         f"- machine: {env['cpu_proc']} (`/proc/cpuinfo`), `nproc` {env['nproc']}, torch {env['torch']}; load average "
+         f"at start {env['load']}, at the end {env['load_end']} (`os.getloadavg`; the machine is shared)",
+         f"- each pair: seeds 0 and 1 of the ci scale's run, trained as a claims run trains them; weight matching of B "
+         f"onto A with matching seeds {res['seeds']}, interleaved, best of {res['repeats']} per seed, summed over seeds; "
+         f"default threads = `SEARCH_THREADS` as shipped ({res['search_threads']} here). Per parameter: the time over "
+         f"the parameters the spec permutes\n",
+         "| model | params | matched params | permutations (sizes) | composite axes | training: 2 at once / 1 alone | test acc | "
+         "threads | WM time | sweeps | LAP share | ns per matched param | **x the MLP's, per param** |",
+         "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for c in res["cases"]:
+        sizes = f"{c['n_perms']} ({min(c['perm_sizes'])}-{max(c['perm_sizes'])})"
+        for th, t in c["timings"].items():
+            per = t["total_s"] / c["matched"]
+            ref_per = ref["timings"][th]["total_s"] / ref["matched"]
+            L.append(f"| {c['desc']} ({c['arch']}, width {c['width']}) | {c['params']:,} | {c['matched']:,} | {sizes} | "
+                     f"{c['composite']} | {c['train_s']:.1f} s / {c['alone_s']:.1f} s | {', '.join(f'{a:.3f}' for a in c['test_acc'])} | {th} | "
+                     f"{fmt_s(t['total_s'])} | {'/'.join(map(str, t['sweeps']))} | {100 * t['lap_s'] / t['total_s']:.0f}% | "
+                     f"{1e9 * per:.1f} | **{per / ref_per:.2f}** |")
+    return "\n".join(L) + "\n"
+
+
 def _path(p) -> str:
     if p is None:
         return "-"
@@ -651,8 +746,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
     ap.add_argument("--interpolation", action="store_true",
                     help="run only the interpolation-curve section: the old per-point loop vs interpolation_curve")
+    ap.add_argument("--vit", action="store_true",
+                    help="run only part 5: weight matching of two trained ViTs vs two MLPs of the ci scale, per parameter")
     args = ap.parse_args(argv)
-    if pcd_mod is None and not (args.interpolation or args.claims_only):
+    if pcd_mod is None and not (args.interpolation or args.claims_only or args.vit):
         ap.error("parts 1-2 compare with rebasin: install the bench extra (pip install -e \".[bench]\")")
     repeats = args.repeats or (1 if args.quick else 3)
     seeds = list(range(args.seeds or (1 if args.quick else 5)))
@@ -688,6 +785,15 @@ def main(argv=None) -> int:
         res["interpolation"] = interpolation_bench(repeats)
         res["env"]["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
         print(report_interpolation(res["interpolation"], res["env"], repeats))
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1, default=str))
+        return 0
+
+    if args.vit:
+        res["env"].update(cpu_proc=proc_cpu_model(), nproc=len(os.sched_getaffinity(0)))
+        res["vit"] = vit_bench(repeats, seeds)
+        res["env"]["load_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(report_vit(res["vit"], res["env"]))
         if args.json:
             args.json.write_text(json.dumps(res, indent=1, default=str))
         return 0

@@ -23,9 +23,8 @@ from .executor import LocalExecutor
 from .jobs import PERM, TrainJob, search_job, search_payload, train_job, train_payload
 from .matching.ste import SteRecipe
 from .metrics.interpolation import has_batchnorm
-from .models.registry import get_architecture
+from .models.registry import permutation_spec
 from .permutation.apply import Params, Perms, apply_permutation
-from .permutation.derive import derive_spec
 from .permutation.spec import PermutationSpec
 from .scales import Run, Scale
 from .seeds import sub_seed
@@ -148,8 +147,7 @@ class Lab:
         eval_sets = {"train": (data.x_train[:n], data.y_train[:n]), "test": (data.x_test, data.y_test)}
         config = TrainConfig(arch=arch, dataset=dataset, width=width, seed=0, recipe=run.recipe)
         template = make_model(config, data).to(self.device)
-        hand = get_architecture(arch).spec
-        spec = hand(template) if hand is not None else derive_spec(template, data.x_train[:2])
+        spec = permutation_spec(arch, template, data.x_train[:2])
         bn_data = eval_sets["train"][0] if has_batchnorm(template) else None
         return Setting(self, arch, dataset, width, run, data, eval_sets, bn_data, template, spec)
 

@@ -12,7 +12,7 @@ from lmc_claims.errors import LmcClaimsError
 from lmc_claims.matching.weight import weight_matching
 from lmc_claims.metrics.distance import l2_distance
 from lmc_claims.models import ARCHITECTURES
-from lmc_claims.models.registry import build_model, get_architecture
+from lmc_claims.models.registry import build_model, get_architecture, permutation_spec
 from lmc_claims.permutation import apply_permutation, random_perms
 from lmc_claims.permutation.derive import derive_spec
 
@@ -24,8 +24,7 @@ HAND_WRITTEN = sorted(a for a in SHAPES if ARCHITECTURES[a].spec is not None)  #
 
 def spec_of(arch: str, model: nn.Module):
     """The spec a claims run uses: the hand-written one, else the one derived from the graph."""
-    hand = get_architecture(arch).spec
-    return hand(model) if hand is not None else derive_spec(model, torch.zeros(2, *SHAPES[arch], dtype=torch.float64))
+    return permutation_spec(arch, model, torch.zeros(2, *SHAPES[arch], dtype=torch.float64))
 
 
 def trained_like(arch: str, seed: int) -> tuple[nn.Module, dict]:

@@ -71,6 +71,13 @@ def test_derived_spec_and_a_random_permutation_leave_outputs_unchanged(shape):
     assert {"embed.weight", "blocks.0.fc1.weight", "blocks.1.fc1.weight"} <= {
         p for p, axes in spec.axes_to_perm.items() if axes[0] is not None}
     assert len({spec.axes_to_perm[f"blocks.{i}.fc1.weight"][0] for i in (0, 1)} | {spec.axes_to_perm["embed.weight"][0]}) == 3
+    # Attention: query and key rows share one permutation, value rows and the output projection's
+    # columns another; both are made of the 2 heads' blocks of 32, moved by one head permutation.
+    for i in (0, 1):
+        axes = {n: spec.axes_to_perm[f"blocks.{i}.attn.{n}.weight"] for n in ("q", "k", "v", "out")}
+        qk, vo = axes["q"][0], axes["v"][0]
+        assert axes["k"][0] == qk and axes["out"][1] == vo and qk != vo and None not in (qk, vo)
+        assert spec.blocks[qk][1:] == spec.blocks[vo][1:] == (2, HEAD_DIM) and spec.blocks[qk][0] == spec.blocks[vo][0]
     permuted = apply_permutation(spec, random_perms(spec, params, torch.Generator().manual_seed(1)), params)
     assert l2_distance(spec, params, permuted) > 0.1  # the permutation moved something
     x = torch.randn(4, *shape, dtype=torch.float64, generator=torch.Generator().manual_seed(2))

@@ -9,6 +9,7 @@ from importlib.metadata import entry_points
 from torch import nn
 
 from ..errors import LmcClaimsError, unknown_name
+from ..permutation.spec import PermutationSpec
 from . import ARCHITECTURES, Architecture, _mlp, _vit
 from .mlp import mlp_spec
 
@@ -99,6 +100,14 @@ def get_architecture(name: str) -> Architecture:
 
 def build_model(arch: str, input_shape, num_classes: int, width: int) -> nn.Module:
     return get_architecture(arch).factory(tuple(input_shape), num_classes, width)
+
+
+def permutation_spec(name: str, model: nn.Module, example_input) -> PermutationSpec:
+    """The architecture's hand-written spec of `model`, else the one derived from its graph."""
+    from ..permutation.derive import derive_spec
+
+    hand = get_architecture(name).spec
+    return hand(model) if hand is not None else derive_spec(model, example_input)
 
 
 def validate(name: str, input_shape, num_classes: int = 10) -> None:
