@@ -20,58 +20,140 @@ shortcut): their correlations are summed, a tensor read by two consumers countin
 permutation without any consumer Linear/Conv2d falls back to its producers' outputs (weight with
 P on axis 0): pre-activation, the best available there.
 
+nn.MultiheadAttention computes its projections from its own parameters (its out_proj Linear is
+never called), so its features are read by a hook on the module: the query, key and value
+projections for the permutations of their rows, the heads' outputs before out_proj (out_proj's
+input) for the permutation of out_proj's columns, and the module's output for its rows.
+
+Block-structured permutations (attention heads, `PermutationSpec.blocks`) sharing an outer
+permutation are solved together, as in weight matching (`lap.solve_blocks`): the assignment
+inside every pair of heads, then one over heads on the summed correlations.
+
 Statistics are accumulated batch by batch (means, second moments, cross moments, in float64),
 so memory is one batch of features, not the data set's.
 """
 
 from __future__ import annotations
 
+import inspect
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
 from ..permutation.apply import Params, Perms
 from ..permutation.spec import PermutationSpec
-from .lap import solve_lap
-from .weight import MatchResult, check_compatible
+from .weight import MatchResult, block_units, check_compatible, solve_unit
 
 LAYERS = (nn.Linear, nn.Conv2d)
 STATISTICS = ("correlation", "inner")
 
 
-Site = tuple  # (module name, offset, block): where a permutation's units sit in a layer's channels
+# (module name, offset, block): where a permutation's units sit in a layer's channels (its input
+# or output); (module name, offset, block, feature): in a feature an nn.MultiheadAttention
+# computes (`_attention_features`)
+Site = tuple
+
+
+def _segments(spec: PermutationSpec, param: str, axis: int):
+    """(perm, offset, block) of each permutation on a parameter axis, plain or composite."""
+    p = spec.axes_to_perm[param][axis]
+    if p is not None:
+        return [(p, 0, 1)]
+    out, offset = [], 0
+    for p, units, block in spec.composite_axes.get(param, {}).get(axis, ()):
+        if p is not None:
+            out.append((p, offset, block))
+        offset += units * block
+    return out
 
 
 def _layer_sites(spec: PermutationSpec, model: nn.Module, axis: int) -> dict[str, list[Site]]:
     """For each permutation, the Linear/Conv2d layers whose weight it permutes on `axis` (0:
     output channels, 1: input channels), with where its units sit along those channels: a
     plain axis is (offset 0, block 1); a composite axis (spec.composite_axes, e.g. a feature map
-    flattened before a Linear, or channels concatenated) gives each segment's offset and block."""
+    flattened before a Linear, or channels concatenated) gives each segment's offset and block.
+    An nn.MultiheadAttention's out_proj is not called as a layer: its sites are the module's."""
     modules = dict(model.named_modules())
-    composite = getattr(spec, "composite_axes", {})
+    inside = {f"{name}.out_proj" for name, m in modules.items() if isinstance(m, nn.MultiheadAttention)}
     out: dict[str, list[Site]] = {}
     for param, perms in spec.axes_to_perm.items():
         module_name, _, leaf = param.rpartition(".")
         if leaf != "weight" or len(perms) < 2 or not isinstance(modules.get(module_name), LAYERS):
             continue
-        if perms[axis] is not None:
-            out.setdefault(perms[axis], []).append((module_name, 0, 1))
-        offset = 0
-        for p, units, block in composite.get(param, {}).get(axis, ()):
-            if p is not None:
-                out.setdefault(p, []).append((module_name, offset, block))
-            offset += units * block
+        if module_name in inside:
+            continue
+        for p, offset, block in _segments(spec, param, axis):
+            out.setdefault(p, []).append((module_name, offset, block))
+    for name, m in modules.items():
+        if isinstance(m, nn.MultiheadAttention):
+            for p, site in _attention_sites(spec, name, m, axis):
+                out.setdefault(p, []).append(site)
     return out
+
+
+def _attention_sites(spec: PermutationSpec, name: str, m: nn.MultiheadAttention, axis: int):
+    """(perm, site) of an nn.MultiheadAttention: on axis 0 (what it produces) the rows of its
+    q/k/v projections and of out_proj, on axis 1 (what it reads) out_proj's columns."""
+    e = m.embed_dim
+    out = []
+    if axis == 1:
+        key = f"{name}.out_proj.weight"
+        if key in spec.axes_to_perm:
+            out += [(p, (name, offset, block, "heads")) for p, offset, block in _segments(spec, key, 1)]
+        return out
+    if m._qkv_same_embed_dim:
+        key = f"{name}.in_proj_weight"
+        if key in spec.axes_to_perm:
+            for p, offset, block in _segments(spec, key, 0):
+                which = "qkv"[min(offset // e, 2)]
+                out.append((p, (name, offset - "qkv".index(which) * e, block, which)))
+    else:
+        for which in "qkv":
+            key = f"{name}.{which}_proj_weight"
+            if key in spec.axes_to_perm:
+                out += [(p, (name, offset, block, which)) for p, offset, block in _segments(spec, key, 0)]
+    key = f"{name}.out_proj.weight"
+    if key in spec.axes_to_perm:
+        out += [(p, (name, offset, block, "out")) for p, offset, block in _segments(spec, key, 0)]
+    return out
+
+
+def _attention_features(m: nn.MultiheadAttention, args, kwargs, output) -> dict[str, torch.Tensor]:
+    """The features an nn.MultiheadAttention computes (channels last): "q", "k", "v" (the
+    projections of query, key, value), "heads" (the heads' outputs, out_proj's input), "out"."""
+    bound = inspect.signature(m.forward).bind(*args, **kwargs).arguments
+    query, key, value = bound["query"], bound["key"], bound["value"]
+    e = m.embed_dim
+    if m._qkv_same_embed_dim:
+        w_q, w_k, w_v = m.in_proj_weight.split(e)
+    else:
+        w_q, w_k, w_v = m.q_proj_weight, m.k_proj_weight, m.v_proj_weight
+    b_q, b_k, b_v = m.in_proj_bias.split(e) if m.in_proj_bias is not None else (None, None, None)
+    feats = {"q": F.linear(query, w_q, b_q), "k": F.linear(key, w_k, b_k), "v": F.linear(value, w_v, b_v),
+             "out": output[0]}
+    if m.batch_first and query.dim() == 3:
+        query, key, value = (t.transpose(0, 1) for t in (query, key, value))
+    # the module's own computation with an identity output projection: out_proj's input
+    heads, _ = F.multi_head_attention_forward(
+        query, key, value, e, m.num_heads, m.in_proj_weight, m.in_proj_bias, m.bias_k, m.bias_v, m.add_zero_attn,
+        0.0, torch.eye(e, dtype=query.dtype, device=query.device), None, training=False,
+        key_padding_mask=bound.get("key_padding_mask"), need_weights=False, attn_mask=bound.get("attn_mask"),
+        use_separate_proj_weight=not m._qkv_same_embed_dim, q_proj_weight=m.q_proj_weight,
+        k_proj_weight=m.k_proj_weight, v_proj_weight=m.v_proj_weight, is_causal=bound.get("is_causal", False))
+    feats["heads"] = heads
+    return feats
 
 
 def producers(spec: PermutationSpec, model: nn.Module) -> dict[str, list[str]]:
     """Linear/Conv2d module names whose output channels each permutation acts on."""
-    return {p: [n for n, _, _ in v] for p, v in _layer_sites(spec, model, 0).items()}
+    return {p: [site[0] for site in v] for p, v in _layer_sites(spec, model, 0).items()}
 
 
 def consumers(spec: PermutationSpec, model: nn.Module) -> dict[str, list[str]]:
     """Linear/Conv2d module names whose input channels each permutation acts on."""
-    return {p: [n for n, _, _ in v] for p, v in _layer_sites(spec, model, 1).items()}
+    return {p: [site[0] for site in v] for p, v in _layer_sites(spec, model, 1).items()}
 
 
 def sites(spec: PermutationSpec, model: nn.Module) -> dict[str, tuple[str, list[Site]]]:
@@ -138,14 +220,19 @@ class _Recorder:
         self.features: dict[str, list[torch.Tensor]] = {p: [] for p in where}
         self._seen: dict[str, list[tuple]] = {p: [] for p in where}
         self.handles = []
+        attention: dict[str, list[tuple]] = {}
         for p, (kind, places) in where.items():
-            for name, offset, block in places:
+            for name, offset, block, *feature in places:
                 m = modules[name]
                 site = (p, isinstance(m, nn.Conv2d), offset, sizes[p], block)
-                if kind == "input":
+                if feature:
+                    attention.setdefault(name, []).append((feature[0], site))
+                elif kind == "input":
                     self.handles.append(m.register_forward_pre_hook(self._pre_hook(site)))
                 else:
                     self.handles.append(m.register_forward_hook(self._out_hook(site)))
+        for name, wanted in attention.items():
+            self.handles.append(modules[name].register_forward_hook(self._attention_hook(wanted), with_kwargs=True))
 
     def _add(self, site: tuple, t: torch.Tensor) -> None:
         p, conv, offset, n, block = site
@@ -164,6 +251,13 @@ class _Recorder:
     def _out_hook(self, site):
         def fn(_module, _args, out):
             self._add(site, out)
+        return fn
+
+    def _attention_hook(self, wanted):
+        def fn(module, args, kwargs, out):
+            feats = _attention_features(module, args, kwargs, out)
+            for feature, site in wanted:
+                self._add(site, feats[feature])
         return fn
 
     def take(self) -> dict[str, list[torch.Tensor]]:
@@ -216,5 +310,10 @@ def activation_matching(spec: PermutationSpec, model: nn.Module, a: Params, b: P
     finally:
         recorder.remove()
         model.train(was_training)
-    perms: Perms = {p: solve_lap(sum(s.matrix(statistic) for s in stats[p])) for p in where}
+    costs = {p: sum(s.matrix(statistic) for s in stats[p]).cpu().numpy() for p in where}
+    device = next(iter(a.values())).device
+    perms: Perms = {}
+    for unit in block_units(spec, spec.perm_names):
+        for p, perm in zip(unit, solve_unit(spec, unit, [costs[p] for p in unit])):
+            perms[p] = torch.from_numpy(perm).to(device)
     return MatchResult(perms)

@@ -275,7 +275,7 @@ def _search(spec: PermutationSpec, a: Params, b: Params, seed: int, max_sweeps: 
     neighbours = {q: [p for p in names if q in sides[p].by_perm] for q in names}
     # The coordinates of the descent: a plain permutation, or the block-structured ones that
     # share an outer permutation (heads), solved together.
-    units = _units(spec, names)
+    units = block_units(spec, names)
     # A parameter with the same permutation on two axes makes C_P depend on P itself, and so
     # does one holding two permutations solved in one step: the step is then a linearisation
     # and its gain is not the objective's change, so the objective is recomputed after each
@@ -303,7 +303,7 @@ def _search(spec: PermutationSpec, a: Params, b: Params, seed: int, max_sweeps: 
                 # Every row at its maximum (or no units at all): no assignment does better, skip the solve.
                 if any(c.size and not np.all(c[np.arange(len(old)), old] >= c.max(axis=1))
                        for c, old in zip(cs, olds)):
-                    news = _solve(spec, unit, cs)
+                    news = solve_unit(spec, unit, cs)
                     gain = 0.0
                     for c, old, new in zip(cs, olds, news):
                         moved = np.flatnonzero(new != old)
@@ -329,7 +329,7 @@ def _search(spec: PermutationSpec, a: Params, b: Params, seed: int, max_sweeps: 
     return result
 
 
-def _units(spec: PermutationSpec, names: list[str]) -> list[tuple[str, ...]]:
+def block_units(spec: PermutationSpec, names: list[str]) -> list[tuple[str, ...]]:
     """Each plain permutation alone; block-structured ones grouped by their outer
     permutation (one whose blocks stay in place alone), in the order of `names`."""
     units: list[tuple[str, ...]] = []
@@ -345,7 +345,7 @@ def _units(spec: PermutationSpec, names: list[str]) -> list[tuple[str, ...]]:
     return units
 
 
-def _solve(spec: PermutationSpec, unit: tuple[str, ...], cs: list[np.ndarray]) -> list[np.ndarray]:
+def solve_unit(spec: PermutationSpec, unit: tuple[str, ...], cs: list[np.ndarray]) -> list[np.ndarray]:
     """The best permutations of one coordinate, given the others: one assignment for a plain
     permutation, `solve_blocks` for block-structured ones."""
     if unit[0] not in spec.blocks:

@@ -14,7 +14,13 @@ union-find; group 0 is fixed (never permuted). A plain feature map has one segme
 block 1; flattening a (C, 7, 7) map gives block 49; a channel concatenation gives one segment
 per operand. A parameter axis whose layout is one segment with block 1 gets that group's
 permutation in the spec; an axis with several segments or blocks becomes a *composite* axis
-(`PermutationSpec.composite_axes`); an axis in group 0 is None.
+(`PermutationSpec.composite_axes`); an axis in group 0 is None. A tensor split into heads is
+re-indexed along several dimensions at once (`_Multi`: heads and the channels inside them,
+flattened in order, carry one layout), and a group may be *restricted*: split into parts
+that stay in place (q, k and v of a packed projection), or made of blocks (heads) moved by
+another group's permutation and permuted inside (`_Groups`); a restricted permutation is one
+of the unrestricted ones, so restricting never breaks exactness. A block-structured group
+becomes an entry of `PermutationSpec.blocks`, its head group the blocks' outer permutation.
 
 Why every derived permutation is an exact symmetry. With the parameters permuted as the spec
 says, every value of the permuted network equals the original one re-indexed along its
@@ -36,19 +42,38 @@ input and output are fixed. Each rule keeps this true:
   Reductions over the channels (mean, sum, amax, ...) give a fixed value.
 - Reshapes (view, reshape, flatten, unflatten, squeeze, unsqueeze) and permute/transpose move
   the channel dimension; merging it with trailing dimensions multiplies the blocks, merging
-  it with leading ones repeats the layout. Concatenation along the channels joins the
-  operands' segments; along another dimension it unites their layouts. Slices and splits of
-  the channels keep the segments they cut out whole.
+  it with leading ones repeats the layout. Splitting it into several dimensions (heads) keeps
+  the layout on the flattened index of those dimensions, followed through later reshapes by
+  the reshape's common factors (`_regroup`): they may merge with other dimensions only in
+  front (the layout repeats) or behind (its blocks grow). Concatenation along the channels
+  joins the operands' segments; along another dimension it unites their layouts. Slices and
+  splits of the channels keep the segments they cut out whole, splitting a group into parts
+  between its blocks where they cut it (an index into the outermost of several re-indexed
+  dimensions, q/k/v of a packed projection, is such a slice).
 - Shape reads (x.shape, x.size(), getitem on them) and anything computed from fixed values
   only are fixed: they are the same in the permuted network.
-- Multi-head attention (nn.MultiheadAttention, torchvision's shifted window attention): the
-  embedding channels move (input projection columns, output projection rows, a new group);
-  query/key/value channels and heads stay fixed.
+- Matrix products (`_mm_value`) and scaled_dot_product_attention: contracting two operands'
+  channels that one layout re-indexes leaves the sum unchanged; with heads as batch
+  dimensions, the groups are restricted to keep each head's channels together, and the
+  scores are re-indexed along the heads only. Scores @ values unite the scores' heads with
+  the values'. Softmax inside the heads (over the keys) keeps it all. So written-out attention
+  gets, per layer, one block-structured permutation of the query and key rows (and biases),
+  one of the value rows and the output projection's columns, their heads moved by one head
+  permutation (spec.py says why that is exact).
+- nn.MultiheadAttention (a leaf): the same permutations of its packed in_proj (or q/k/v_proj)
+  rows, bias_k / bias_v, and out_proj columns; the embedding channels move as for a Linear.
+  Per-head attention weights in the output move with the heads. torchvision's Swin attention
+  adds a bias per head to the scores: its heads stay, the channels inside them move.
 Where no permutation is a symmetry, or none is proved, the axes stay FIXED: grouped
 convolutions with 1 < groups < in_channels (their input and output channels), a reshape that
-splits the channel dimension into several (shufflenet's channel shuffle), reading single
-channels (x[:, 0], argmax over channels, indexing by tensors), matrix products and attention
-scores between tensors, and operands whose layouts differ segment by segment.
+mixes the channels with other dimensions (shufflenet's channel shuffle), reading single
+channels (x[:, 0], argmax over channels, indexing by tensors), products with a fixed operand
+along permuted channels, einsum, and operands whose layouts differ segment by segment. For
+attention: heads stay where a parameter or mask differs per head, or the heads' scores differ
+while the values' heads would move; q and k stay under ops on heads without a rule (a
+LayerNorm over head_dim shared by the heads, rotary embeddings, einsum scores). A head
+permutation that would move a parameter axis itself stays too (blocks' outer permutations
+are not permutations of the spec).
 Dropout is a symmetry in distribution (identity in eval mode): a random mask at the same
 positions meets permuted channels.
 """
@@ -903,13 +928,19 @@ def _reshape(A, node, args, kwargs):
     return out
 
 
+def _tiled_par(val, s_in, s_out):
+    """A parameter view expanded or repeated to s_out: dimensions it is tiled along are new."""
+    shift = len(s_out) - len(s_in)
+    axes = [None] * shift + [a if s_in[i] == s_out[i + shift] else None for i, a in enumerate(val.axes)]
+    return _Par(val.name, axes, s_out, (0,) * shift + val.offsets)
+
+
 def _expand(A, node, args, kwargs):
     x = args[0]
     val, s_in, s_out = A.v(x, allow_par=True), A.shape(x), A.shape(node)
     shift = len(s_out) - len(s_in)
     if isinstance(val, _Par):
-        axes = [None] * shift + [a if s_in[i] == s_out[i + shift] else None for i, a in enumerate(val.axes)]
-        return _Par(val.name, axes, s_out, (0,) * shift + val.offsets)
+        return _tiled_par(val, s_in, s_out)
     if not A.live(val):
         return FIXED
     d = val.dim + shift
@@ -921,7 +952,9 @@ def _expand(A, node, args, kwargs):
 
 def _repeat(A, node, args, kwargs):
     x = args[0]
-    val, s_in, s_out = A.v(x), A.shape(x), A.shape(node)
+    val, s_in, s_out = A.v(x, allow_par=True), A.shape(x), A.shape(node)
+    if isinstance(val, _Par):
+        return _tiled_par(val, s_in, s_out)
     if not A.live(val):
         return FIXED
     d = val.dim + len(s_out) - len(s_in)

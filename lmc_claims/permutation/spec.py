@@ -181,9 +181,9 @@ class PermutationSpec:
         for p, (outer, n, b) in self.blocks.items():
             if n < 0 or b < 1:
                 raise LmcClaimsError(f"Permutation {p!r} has blocks {(outer, n, b)}.", fix)
-            if self.perm_to_axes[p] and self._size(p, params) != n * b:
-                raise LmcClaimsError(
-                    f"Permutation {p!r} has {self._size(p, params)} units but {n} blocks of {b}.", fix)
+            sizes = {self._size(p, params)} if self.perm_to_axes[p] else {u for *_, u, _ in self.composite_axes_of(p)}
+            if sizes - {n * b}:
+                raise LmcClaimsError(f"Permutation {p!r} has {sorted(sizes)} units but {n} blocks of {b}.", fix)
             if outer is not None and (outer in self.perm_to_axes or count.setdefault(outer, n) != n):
                 raise LmcClaimsError(f"The outer permutation {outer!r} of {p!r} is a perm or has another number "
                                      f"of blocks elsewhere.", fix)
