@@ -259,6 +259,7 @@ def test_attention_weights_per_head_in_the_output_keep_the_heads():
     assert spec.blocks[qk] == spec.blocks[vo] == (None, HEADS, DIM // HEADS)
     (y, w), ((y2, w2), _) = model(x), _permuted_output(model, spec, params, x)
     assert _rel(y, y2) <= 1e-12 and _rel(w, w2) <= 1e-12
+    assert spec.partition() == derive_spec(model, x, tracer="export").partition()
 
 
 # ---------------------------------------------------------------- the representation
