@@ -102,3 +102,21 @@ def test_unsupported_graph_names_the_node(model, x, match):
 
 def test_every_builtin_architecture_is_covered_here():
     assert set(ARCHITECTURES) == set(SHAPES)
+
+
+def test_a_factory_with_a_permutation_spec_attribute_uses_it_and_it_is_exact(monkeypatch):
+    """README's hand-written spec (examples/hand_spec.py): the registry takes the factory's
+    `permutation_spec` instead of deriving one, and it is a symmetry of the model."""
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1]))
+    arch = get_architecture("examples.hand_spec:make_net")
+    assert arch.spec is not None and "spec given" in arch.description
+    torch.manual_seed(0)
+    model = arch.factory((1, 8, 8), 5, 1).double()
+    params = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    spec = permutation_spec("examples.hand_spec:make_net", model, torch.zeros(2, 1, 8, 8, dtype=torch.float64))
+    assert spec.partition() == derive_spec(model, torch.zeros(2, 1, 8, 8, dtype=torch.float64)).partition()
+    permuted = apply_permutation(spec, random_perms(spec, params, torch.Generator().manual_seed(0)), params)
+    x = torch.randn(4, 1, 8, 8, dtype=torch.float64)
+    torch.testing.assert_close(functional_call(model, params, (x,)), functional_call(model, permuted, (x,)))
