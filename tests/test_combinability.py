@@ -150,3 +150,25 @@ def test_robustness_statistics_of_a_monotone_degradation():
     out = csiszarik2023.robustness_statistics(ds)
     assert out.excess_removed_at_quarter.values.tolist() == pytest.approx([0.8])
     assert out.loss_rank_correlation.values.tolist() == pytest.approx([1.0])
+
+
+def test_perturbed_head_permutations_stay_symmetries_of_a_vit():
+    """Csiszarik et al.'s perturbed matchings on a transformer: units are rotated inside each head,
+    never across heads, so the perturbed permutation still leaves the network's function unchanged."""
+    from lmc_claims.models.vit import ViT
+    from lmc_claims.permutation.derive import derive_spec
+
+    torch.manual_seed(0)
+    model = ViT((1, 28, 28), 10, width=2).double().eval()
+    x = torch.randn(3, 1, 28, 28, dtype=torch.float64)
+    spec = derive_spec(model, x)
+    assert spec.blocks, "the ViT's spec should have head-structured permutations"
+    params = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    perms = random_perms(spec, params, torch.Generator().manual_seed(1))
+    for fraction in (0.25, 1.0):
+        broken = cb.perturb_perms(perms, fraction, torch.Generator().manual_seed(2), spec)
+        assert spec.respects_blocks(broken)
+        assert cb.moved_fraction(perms, broken) > 0
+        want = torch.func.functional_call(model, params, (x,))
+        got = torch.func.functional_call(model, apply_permutation(spec, broken, params), (x,))
+        assert torch.allclose(got, want, rtol=1e-10, atol=1e-12)

@@ -150,7 +150,7 @@ def _robustness(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
             for k in range(n):
                 # One generator per sample: the broken pairs first, then the coefficients.
                 gen = generator("perturbed-combination", *pair, q, k)
-                broken = perturb_perms(perms, fraction, gen)
+                broken = perturb_perms(perms, fraction, gen, s.spec)
                 c = coefficients(s.spec, a, "uniform", gen)
                 params = prepared(s.template, combine(a, apply_permutation(s.spec, broken, b), c), s.bn_data)
                 rows["loss"][i, q, k], rows["accuracy"][i, q, k], _ = outputs(s.template, params, x, y)

@@ -91,9 +91,22 @@ def perturb(perm: torch.Tensor, fraction: float, generator: torch.Generator) -> 
     return out
 
 
-def perturb_perms(perms: Perms, fraction: float, generator: torch.Generator) -> Perms:
-    """Every permutation perturbed by the same fraction (in a fixed order, for reproducibility)."""
-    return {p: perturb(perms[p], fraction, generator) for p in sorted(perms)}
+def perturb_perms(perms: Perms, fraction: float, generator: torch.Generator,
+                  spec: PermutationSpec | None = None) -> Perms:
+    """Every permutation perturbed by the same fraction (in a fixed order, for reproducibility).
+    A block-structured permutation of the spec (attention heads: `PermutationSpec.blocks`) is
+    perturbed inside each block, the blocks' own assignment kept: a unit moved across heads
+    would not be a symmetry of the network, so the perturbed model would compute another function."""
+    blocks = spec.blocks if spec is not None else {}
+    out = {}
+    for p in sorted(perms):
+        if p in blocks:
+            _, n, b = blocks[p]
+            rows = perms[p].reshape(n, b)
+            out[p] = torch.stack([perturb(row, fraction, generator) for row in rows]).reshape(-1)
+        else:
+            out[p] = perturb(perms[p], fraction, generator)
+    return out
 
 
 def moved_fraction(before: Perms, after: Perms) -> float:
