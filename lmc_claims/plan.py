@@ -59,18 +59,16 @@ Search = tuple[str, int, int]  # (method, seed a, seed b): b permuted onto a
 def searches_of(scale: "Scale", merge_sizes: Sequence[int], needs: Iterable[str]) -> list[Search]:
     """The searches a setting's claims ask for, given what they need."""
     from .measurements.csiszarik2023 import third_model
-    from .measurements.ito2024 import MERGE_METHODS, STE_SEARCHES, model_sets, model_triples
+    from .measurements.ito2024 import merge_searches, model_sets, model_triples, three_model_searches
 
     needs = set(needs)
     pairs, n_models = scale.pairs, scale.n_models
     out = [(m, a, b) for m in SEARCHES if m in needs for a, b in pairs]
     triples = model_triples(pairs, n_models)
     if TRIPLES in needs:  # ito2024.three_models: b and c onto the anchor a by each search
-        out += [(m, a, o) for a, b, c in triples for m in ("wm", *STE_SEARCHES) for o in (b, c)]
+        out += three_model_searches(triples)
     if MERGES in needs:  # ito2024.merged: the set's members onto its anchor
-        for n in merge_sizes:
-            out += [(m, ms[0], o) for ms in model_sets(triples, n, n_models) for o in ms[1:]
-                    for m in MERGE_METHODS if m in SEARCHES]
+        out += merge_searches({n: model_sets(triples, n, n_models) for n in merge_sizes})
     if TRANSITIVE in needs:  # csiszarik2023.transitivity: both members of pair i onto its third model
         out += [("wm", third_model(pairs, i), s) for i, pair in enumerate(pairs) for s in pair]
     return list(dict.fromkeys(out))
