@@ -5,11 +5,13 @@ Statement: with three models, theta_b and theta_c each permuted onto the anchor 
 barrier between pi_b(theta_b) and pi_c(theta_c) is smaller with WM than with STE.
 Protocol (PUBLISHED.md): disjoint triples (a, b, c), one per independent pair (a, b) plus a third
 model of its own (ito2024.model_triples), so triples share no model; b and c are permuted onto a
-by WM and by STE (Ito et al.'s recipe decides; Git Re-Basin's Algorithm 2 stored beside); the loss
+by WM and by STE (Ito et al.'s recipe; Git Re-Basin's Algorithm 2 is stored per pair by the alignment
+claims, not per triple); the loss
 along pi_b(b) -> pi_c(c) on 25 points, training and test data. Supporting data: the average of
 N = 3, 4, 5 models permuted onto the set's anchor by WM / STE, and Git Re-Basin's MergeMany
 (Algorithm 3, no anchor), over disjoint model sets (ito2024.model_sets), test loss and accuracy.
-Criteria: precondition (ours): STE's permutations differ from WM's for >= 1% of the units; the
+Criteria: precondition (ours): STE's permutations differ from their first projections (weight
+matching onto the anchor) for >= 1% of the units; the
 training loss barrier between pi_b(b) and pi_c(c), STE minus WM, above 0 (direction from the
 paper; one-sided 95% bound over triples ours).
 """

@@ -9,8 +9,8 @@ Git Re-Basin's Algorithm 2 (SGD 1e-2, momentum 0.9, batch 1000, fixed midpoint, 
 a step budget from a measured convergence curve) runs beside it as supporting data. Per pair and
 recipe: the loss curve, the proxy's drift ||theta_tilde - theta_A|| / ||theta_A||, the fraction of
 units assigned differently from WM, and R of STE's permutation are stored.
-Criteria: precondition (ours): STE's permutation differs from WM's for >= 1% of the units, else
-STE returned WM's answer and the claim is inconclusive; R(WM) - R(STE) at gamma = 0.3 above 0
+Criteria: precondition (ours): STE's permutation differs from its own first projection (weight
+matching of B onto A) for >= 1% of the units, else STE returned WM's answer and the claim is inconclusive; R(WM) - R(STE) at gamma = 0.3 above 0
 (direction from the paper, one-sided 95% bound ours); STE's training loss barrier reduction
 >= 0.8 (CLAIMS.md item 2's number reused for "reaches LMC", ours).
 """

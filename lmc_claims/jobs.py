@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # lab imports this module
     from .lab import Setting
 
 PERM = "perm/"  # prefix of the permutations in a search's payload (lab.PERM); the rest is diagnostics
+START = "start/"  # prefix of an STE search's first projection (weight matching of B onto A with its seed)
 TRACEBACK_LINES = 12  # lines of a worker's traceback kept in the error a claim test shows
 
 
@@ -235,7 +236,8 @@ def search_payload(s: "Setting", method: str, seed_a: int, seed_b: int, a: dict,
         extra = {"loss_curve": torch.tensor(res.loss_curve, dtype=torch.float64),
                  "drift_curve": torch.tensor(res.drift_curve, dtype=torch.float64),
                  "drift": torch.tensor(res.drift, dtype=torch.float64),
-                 "best_step": torch.tensor(res.best_step), "n_steps": torch.tensor(res.n_steps)}
+                 "best_step": torch.tensor(res.best_step), "n_steps": torch.tensor(res.n_steps),
+                 **{START + p: v.cpu() for p, v in res.initial_perms.items()}}
     done = f", drift {res.drift:.3g}, {res.n_steps} steps" if method.startswith("ste") else ""
     line = f"{method} matching {s.label} seeds {seed_b}->{seed_a}: {time.perf_counter() - t0:.1f} s{done}"
     return {**{PERM + p: v.cpu() for p, v in res.perms.items()}, **extra}, line

@@ -89,7 +89,8 @@ class Plan:
         return sorted(set(pair_seeds) | {s for _, a, b in self._searches(key) for s in (a, b)})
 
     def _searches(self, key: SettingKey) -> list[Search]:
-        return searches_of(self.scale, self.scale.run(key[0], key[1]).merge_sizes, self.needs[key])
+        found = searches_of(self.scale, self.scale.run(key[0], key[1]).merge_sizes, self.needs[key])
+        return [x for x in found if x[0] != "ste-gr" or self.scale.runs_ste_gr(key[0])]
 
     def models_by_setting(self, lab: "Lab") -> list[tuple["Setting", list[int]]]:
         return [(lab.setting(*key), self.seeds(key)) for key in self.needs]

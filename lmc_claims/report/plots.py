@@ -222,6 +222,8 @@ def sv_alignment(fig, ds) -> None:
         for s, search in enumerate(ds["search"].values):
             colour, name = search_style(search, s)
             v = only(ds["overlap_top"].sel(layer=layer, search=search), ("pair", "k_fraction")).values
+            if not np.isfinite(v).any():
+                continue  # a search the scale does not run on this architecture (Git Re-Basin's STE)
             for curve in v:
                 top.plot(k, curve, color=colour, alpha=0.25, lw=0.8)
             top.plot(k, np.nanmean(v, axis=0), color=colour, lw=2, marker="o", ms=3, label=name)
@@ -361,6 +363,10 @@ def ste_convergence(fig, ds) -> None:
     for i, (ax, recipe) in enumerate(zip(axes, ds["ste_recipe"].values)):
         colour, name = search_style(str(recipe), i + 3)
         curves = ds.ste_loss_curve.sel(ste_recipe=recipe).values
+        if not np.isfinite(curves).any():  # a recipe the scale does not run on this architecture
+            ax.set_title(f"{name}: not run at this scale", fontsize=9)
+            ax.set_axis_off()
+            continue
         for row in curves:
             ax.plot(row, color=colour, alpha=0.35, lw=0.8)
         mean = np.nanmean(curves, 0)
