@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import sys
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
@@ -206,6 +207,35 @@ class Lab:
         self.models(setting, sorted({seed for _, a, b in todo for seed in (a, b)}))
         for (method, a, b), found in zip(todo, self.executor.searches(self, setting, todo)):
             self._memo[("search", method, *setting.key, a, b)] = found
+
+    def merge_many(self, setting: Setting, seeds: Sequence[int]) -> list[Perms]:
+        """Git Re-Basin's MergeMany (Algorithm 3) of these models: each one's permutation. A
+        permutation search like the others, so it is cached in the zoo (a measurement that uses
+        it is still made afresh)."""
+        from .matching.merge import merge_many
+
+        seeds = tuple(seeds)
+
+        def compute():
+            jobs = [train_job(setting, m) for m in seeds]
+            config = {"method": "mergemany", "models": [j.config.as_dict() for j in jobs], "data": jobs[0].fingerprint,
+                      "seed": sub_seed("mergemany", *seeds)}
+
+            def build():
+                t0 = time.perf_counter()
+                perms = merge_many(setting.spec, self.models(setting, list(seeds)), seed=config["seed"])
+                self.progress(f"mergemany {setting.label} seeds {'-'.join(map(str, seeds))}: "
+                              f"{time.perf_counter() - t0:.1f} s")
+                return {f"{i}/{p}": v.cpu() for i, ps in enumerate(perms) for p, v in ps.items()}
+
+            payload = self.zoo.fetch("match", config, jobs[0].device, build)[0]
+            out = [{} for _ in seeds]
+            for k, v in payload.items():
+                i, p = k.split("/", 1)
+                out[int(i)][p] = v.to(self.device)
+            return out
+
+        return self.memo(("mergemany", *setting.key, seeds), compute)
 
     def ste_recipe(self, method: str, seed_a: int, seed_b: int) -> SteRecipe:
         recipe = self.scale.ste if method == "ste" else self.scale.ste_gr

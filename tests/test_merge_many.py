@@ -77,3 +77,27 @@ def test_resnet_copies_merge_back():
     aligned = [apply_permutation(spec, p, m) for p, m in zip(perms, models)]
     for m in aligned[1:]:
         assert l2_distance(spec, aligned[0], m) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_the_lab_caches_merge_many_like_a_search(tmp_path):
+    """MergeMany is a permutation search: the lab stores it in the zoo, and a new session reads the
+    same permutations back instead of running it again; they are the plain function's."""
+    import torch
+
+    from lmc_claims.lab import Lab
+    from lmc_claims.scales import get_scale
+    from lmc_claims.seeds import sub_seed
+    from lmc_claims.zoo import Zoo
+
+    seeds = [0, 1, 2]
+    first = Lab(get_scale("smoke"), torch.device("cpu"), Zoo(tmp_path)).setting("mlp", "mnist5k", 16)
+    want = merge_many(first.spec, first.models(seeds), seed=sub_seed("mergemany", *seeds))
+    got = first.lab.merge_many(first, seeds)
+    lines = []
+    again = Lab(get_scale("smoke"), torch.device("cpu"), Zoo(tmp_path)).setting("mlp", "mnist5k", 16)
+    again.lab.progress = lines.append  # a build would report a progress line
+    read = again.lab.merge_many(again, seeds)
+    assert not lines
+    for w, g, r in zip(want, got, read):
+        assert w.keys() == g.keys() == r.keys()
+        assert all(torch.equal(w[k], g[k]) and torch.equal(g[k], r[k]) for k in w)

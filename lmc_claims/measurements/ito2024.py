@@ -13,13 +13,13 @@ import xarray as xr
 
 from ..jobs import START
 from ..lab import Pair, Setting
-from ..matching.merge import average, merge_many
+from ..matching.merge import average
 from ..matching.ste import differing_fraction
 from ..metrics.interpolation import DEFAULT_LAMBDAS, chord_barrier, evaluate, interpolation_curve, reset_bn_stats
 from ..metrics.spectral import ito_r_terms, layer_svds, side_overlaps, singular_values, svd, vector_cosines, weight_matrices
 from ..permutation.apply import apply_permutation, random_perms
 from ..scales import ITO_R_GAMMAS, K_FRACTIONS, TOP_FRACTION
-from ..seeds import generator, sub_seed
+from ..seeds import generator
 from .shared import (SPLITS, barrier_of, barrier_reduction, distances, interpolation, pair_coords, random_variants,
                      with_barriers)
 
@@ -335,9 +335,7 @@ def merged(s: Setting, sets_by_n: dict[int, Sequence[Sequence[int]]]) -> xr.Data
             ref, others = seeds[0], seeds[1:]
             for c, col in enumerate(MERGE_METHODS):
                 if col == "mergemany":
-                    members = [s.model(m) for m in seeds]
-                    perms = merge_many(s.spec, members, seed=sub_seed("mergemany", *seeds))
-                    members = [apply_permutation(s.spec, p, m) for p, m in zip(perms, members)]
+                    members = [apply_permutation(s.spec, p, s.model(m)) for p, m in zip(s.lab.merge_many(s, seeds), seeds)]
                 else:
                     members = [s.model(ref)] + [s.permuted(col, ref, o) for o in others]
                 params = average(members)
