@@ -564,6 +564,25 @@ def test_a_busy_machine_draws_the_figures_in_this_process(monkeypatch):
     assert figures.worker_count(10**6) == 1  # every CPU already busy: no workers to start
 
 
+def test_the_load_is_what_runs_now_not_the_last_minute_of_this_run(monkeypatch, tmp_path):
+    """At the end of a claims run the one-minute load average still counts the run's own work; the
+    processes running now (Linux) decide when they are fewer, and never more than the average."""
+    import builtins
+
+    real_open = builtins.open
+    fake = tmp_path / "loadavg"
+    fake.write_text("1.90 1.70 1.60 1/120 4242\n")
+    monkeypatch.setattr(figures.os, "getloadavg", lambda: (1.9, 1.7, 1.6))
+    monkeypatch.setattr(builtins, "open", lambda path, *a, **k: real_open(fake if path == "/proc/loadavg" else path, *a, **k))
+    assert figures._load() == 1.0  # only this process runs: the idle CPUs draw
+    fake.write_text("0.20 0.30 0.40 3/120 4242\n")
+    monkeypatch.setattr(figures.os, "getloadavg", lambda: (0.2, 0.3, 0.4))
+    assert figures._load() == pytest.approx(0.2)  # a busy instant on a quiet minute starts no extra work
+    fake.write_text("garbled\n")
+    monkeypatch.setattr(figures.os, "getloadavg", lambda: (1.9, 1.7, 1.6))
+    assert figures._load() == pytest.approx(1.9)  # unreadable: the average
+
+
 def test_a_figure_a_worker_cannot_draw_is_a_warning_too(monkeypatch, idle_machine):
     monkeypatch.setattr(figure_kinds, "_KINDS", {k.name: k for k in figures.kinds()})
     # a module-level drawing function (so it travels to the workers) given a dataset it cannot draw

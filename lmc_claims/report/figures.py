@@ -164,11 +164,22 @@ def _without_main_script():
 
 
 def _load() -> float:
-    """Runnable processes on the machine, averaged over the last minute (0 where the system does not say)."""
+    """Runnable processes on the machine now (this one included; 0 where the system does not say).
+
+    The processes running at this moment (Linux's /proc/loadavg), not only the one-minute average:
+    at the end of a claims run that average still counts the run's own measurements, which would
+    leave the figures to one process on an otherwise idle machine. The smaller of the two is taken,
+    so a briefly quiet moment on a busy machine does not start workers either."""
     try:
-        return os.getloadavg()[0]
+        average = os.getloadavg()[0]
     except (AttributeError, OSError):
         return 0.0
+    try:
+        with open("/proc/loadavg") as f:
+            running = float(f.read().split()[3].split("/")[0])
+    except (OSError, IndexError, ValueError):
+        return average
+    return min(average, running)
 
 
 def worker_count(n_jobs: int) -> int:
