@@ -59,7 +59,8 @@ MODELS = {
     "mobilenet_v2": (_tv("mobilenet_v2"), 16, 25),
     "mobilenet_v3_small": (_tv("mobilenet_v3_small"), 16, 27),
     "efficientnet_b0": (_tv("efficientnet_b0"), 16, 40),
-    "regnet_y_400mf": (_tv("regnet_y_400mf"), 16, 21),
+    # 21, and per block of its 16: the grouped 3x3 output inside its groups, its input inside them
+    "regnet_y_400mf": (_tv("regnet_y_400mf"), 16, 53),
     "shufflenet_v2_x0_5": (_tv("shufflenet_v2_x0_5"), 16, 18),
     "convnext_tiny": (_tv("convnext_tiny"), 32, 22),
     "swin_t": (_tv("swin_t"), 32, 40),  # 16, and qk and vo inside the heads of its 12 blocks
@@ -183,10 +184,13 @@ def _check_structure(name: str, spec: PermutationSpec) -> None:
         assert ax["features.1.0.block.1.fc1.weight"][0] is not None
     elif name == "mobilenet_v3_small":
         assert ax["features.1.block.1.fc2.weight"][0] == ax["features.1.block.0.0.weight"][0] is not None
-    elif name == "regnet_y_400mf":  # grouped convolution: its input and output channels stay fixed
+    elif name == "regnet_y_400mf":  # grouped convolution (6 groups of 8): channels move inside the groups
         blk = "trunk_output.block1.block1-0.f"
-        assert ax[f"{blk}.b.0.weight"] == (None, None, None, None)
-        assert ax[f"{blk}.a.0.weight"][0] is None and ax[f"{blk}.c.0.weight"][1] is None
+        out, inner = ax[f"{blk}.b.0.weight"][:2]
+        assert out is not None and spec.blocks[out] == (None, 6, 8)  # output: freely per group, groups stay
+        assert inner is not None and inner not in spec.blocks  # input: one permutation shared by the groups
+        assert ax[f"{blk}.a.0.weight"][0] is None and comp[f"{blk}.a.0.weight"] == {0: ((inner, 8, 1),) * 6}
+        assert ax[f"{blk}.c.0.weight"][1] == ax[f"{blk}.se.fc2.weight"][0] == out  # the SE gate shares it
         assert ax[f"{blk}.se.fc1.weight"][0] is not None  # the SE hidden units still move
         assert ax[f"{blk}.c.0.weight"][0] is not None  # and so does the residual stream
     elif name == "shufflenet_v2_x0_5":  # channel shuffle: the branches' outputs stay fixed

@@ -13,7 +13,8 @@ features; every position of a map is one more sample of its channels. Where P si
 composite input axis (`PermutationSpec.composite_axes`: a (C, H, W) map flattened before a
 Linear gives C blocks of H*W entries; concatenated channels give one segment per operand), its
 segment of the input is read as (N, C, block) and each channel's block of entries is more
-samples of that channel.
+samples of that channel. A grouped Conv2d's input permutation (one shared by its groups, see
+permutation/derive.py) is read in every group's run of input channels.
 
 A residual stream has several consumers (each block's first conv, the next stage's conv and
 shortcut): their correlations are summed, a tensor read by two consumers counting once. Only a
@@ -84,8 +85,13 @@ def _layer_sites(spec: PermutationSpec, model: nn.Module, axis: int) -> dict[str
             continue
         if module_name in inside:
             continue
+        m = modules[module_name]
+        # A grouped Conv2d's weight axis 1 indexes the channels inside a group for every group
+        # at once: its permutation's units sit in each group's run of input channels.
+        runs, run = (m.groups, m.in_channels // m.groups) if axis == 1 and isinstance(m, nn.Conv2d) else (1, 0)
         for p, offset, block in _segments(spec, param, axis):
-            out.setdefault(p, []).append((module_name, offset, block))
+            for i in range(runs):
+                out.setdefault(p, []).append((module_name, i * run + offset, block))
     for name, m in modules.items():
         if isinstance(m, nn.MultiheadAttention):
             for p, site in _attention_sites(spec, name, m, axis):

@@ -28,7 +28,16 @@ channel dimension by its layout (a value whose layout is fixed is identical). Th
 input and output are fixed. Each rule keeps this true:
 - Linear / convolution: output channels start a new group (weight axis 0, bias); the input
   layout goes to the weight's input axis. Depthwise convolutions (groups == in_channels)
-  keep their input's layout (output channel c*m + j follows input channel c).
+  keep their input's layout (output channel c*m + j follows input channel c). Grouped ones
+  (1 < groups < in_channels; output group i reads input group i only): the output channels
+  are a new group made of blocks (the groups) that stay in place, permuted inside each block,
+  freely per block; the input layout is restricted to one layout that every group's channels
+  follow alike (the weight's axis 1 indexes the channels inside a group for all groups at
+  once), the producer's channels split into parts at the groups' edges and united. Transposed
+  grouped convolutions mirror this (input blocks in place, one output layout shared by the
+  groups). Moving whole groups is a symmetry too, but it would permute the input by a group
+  permutation combined with one permutation shared inside the groups, which a spec cannot
+  declare: the groups keep their order.
 - Element-wise ops (every activation in torch.nn / torch.nn.functional, arithmetic, dropout,
   torchvision's StochasticDepth, softmax along any dimension) unite the layouts of their
   operands, broadcasting included: a squeeze-and-excitation gate shares the gated tensor's
@@ -64,10 +73,11 @@ input and output are fixed. Each rule keeps this true:
   rows, bias_k / bias_v, and out_proj columns; the embedding channels move as for a Linear.
   Per-head attention weights in the output move with the heads. torchvision's Swin attention
   adds a bias per head to the scores: its heads stay, the channels inside them move.
-Where no permutation is a symmetry, or none is proved, the axes stay FIXED: grouped
-convolutions with 1 < groups < in_channels (their input and output channels), a reshape that
-mixes the channels with other dimensions (shufflenet's channel shuffle), reading single
-channels (x[:, 0], argmax over channels, indexing by tensors), products with a fixed operand
+Where no permutation is a symmetry, or none is proved, the axes stay FIXED: the order of a
+grouped convolution's groups, and its input channels where they cannot follow one layout
+alike in every group (they come from another grouped convolution with other groups), a
+reshape that mixes the channels with other dimensions (shufflenet's channel shuffle), reading
+single channels (x[:, 0], argmax over channels, indexing by tensors), products with a fixed operand
 along permuted channels, einsum, and operands whose layouts differ segment by segment. For
 attention: heads stay where a parameter or mask differs per head, or the heads' scores differ
 while the values' heads would move; q and k stay under ops on heads without a rule (a
@@ -1493,15 +1503,63 @@ def _conv_values(A, node, x, w, b, groups: int, transposed: bool):
         mult = c_out // c_in
         out = tuple((g, n, bl * mult) for g, n, bl in A.canon(lay_in))
         A.assign(w, {0: lay_in} if transposed else {0: out})
-    else:  # grouped: a permutation of the channels would move them between groups
-        A.fix_layout(lay_in)
-        A.fix(w)
-        if b is not None:
-            A.fix(b)
-        return FIXED
+    elif transposed:
+        out = _grouped_conv_transposed(A, w, lay_in, groups, c_in, c_out)
+    else:
+        out = _grouped_conv(A, w, lay_in, groups, c_in, c_out)
     if b is not None:
         A.assign(b, {0: out})
     return _T(ch, out)
+
+
+def _shared_inside_groups(A, lay_in, groups: int, size: int):
+    """The layout of `size` channels that every one of `groups` consecutive runs of them
+    follows alike (the runs stay in place); None where that cannot be. A permuted segment
+    spanning several runs is split into parts at the runs' edges (a restriction), and the
+    runs' layouts are united."""
+    runs = [A.slice_layout(lay_in, i * size, (i + 1) * size) for i in range(groups)]
+    if any(r is None for r in runs):
+        return None
+    return A.unify_all(runs)
+
+
+def _grouped_conv(A, w, lay_in, groups: int, c_in: int, c_out: int):
+    """Conv with 1 < groups < in_channels: weight (c_out, c_in / groups, ...), output group i
+    reads input group i only. Exact permutations that indexing per axis can express: the
+    output channels move inside their group, freely for each group (a block-structured
+    permutation whose blocks stay); the input channels inside each group by one permutation
+    shared by all groups (the weight's axis 1 indexes the channels inside a group for every
+    group at once). Moving whole groups is a symmetry too, but it would permute the input by
+    a group permutation combined with one shared permutation inside the groups, which a spec
+    cannot declare; so the groups stay in place."""
+    inner = _shared_inside_groups(A, lay_in, groups, c_in // groups)
+    if inner is None:
+        A.fix_layout(lay_in)
+        inner = _fixed_layout(c_in // groups)
+    per_group = c_out // groups
+    if per_group > 1:
+        out = A.fresh(_origin(w), c_out)
+        A.groups.blocks[out[0][0]] = (0, per_group)  # blocks (the groups) that stay in place
+    else:  # one output channel per group: nothing moves
+        out = _fixed_layout(c_out)
+    A.assign(w, {0: out, 1: inner})
+    return out
+
+
+def _grouped_conv_transposed(A, w, lay_in, groups: int, c_in: int, c_out: int):
+    """Transposed conv with 1 < groups < in_channels: weight (c_in, c_out / groups, ...), the
+    mirror image of `_grouped_conv`: the input channels move inside their group, freely for
+    each group (their groups stay in place), and the output channels inside each group by one
+    permutation shared by all groups (the weight's axis 1)."""
+    per_group = c_out // groups
+    kept = A.heads(lay_in, c_in // groups)  # keeps each group's channels together
+    if kept is None:
+        A.fix_layout(lay_in)
+    else:
+        A.fix_layout(kept)  # and each group in its place
+    inner = A.fresh(_origin(w), per_group) if per_group > 1 else _fixed_layout(per_group)
+    A.assign(w, {0: lay_in, 1: inner})
+    return inner * groups
 
 
 def _conv(A, node, args, kwargs):

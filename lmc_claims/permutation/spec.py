@@ -140,8 +140,10 @@ class PermutationSpec:
                 block = idx[:, 0] // b
                 if not torch.equal(idx // b, block[:, None].expand(n, b)):
                     return False  # a block's units come from several old blocks
-                if outer is None and not torch.equal(block, torch.arange(n)):
-                    return False
+                if outer is None:  # blocks that stay: nothing is shared with the other perms
+                    if not torch.equal(block, torch.arange(n)):
+                        return False
+                    continue
                 if moved is not None and not torch.equal(block, moved):
                     return False  # perms sharing an outer permutation move their blocks differently
                 moved = block
