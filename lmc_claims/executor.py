@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 from .errors import LmcClaimsError
-from .jobs import Context, Done, Failed, Job, SearchJob, TrainJob, entry_complete, run_search, run_train, traceback_tail
+from .jobs import Context, Done, Failed, Job, MergeJob, TrainJob, entry_complete, inputs_of, run_merge, run_search, run_train
+from .jobs import traceback_tail
 from .jobs import versions, worker_facts, check_versions
 
 if TYPE_CHECKING:
@@ -231,6 +232,9 @@ class DaskExecutor:
             opts = dict(key=key, retries=RETRIES, resources=self.resources)
             if isinstance(job, TrainJob):
                 self.futures[key] = self.client.submit(run_train, job, self.ctx, **opts)
+            elif isinstance(job, MergeJob):
+                models = [self._model_input(lab, m) for m in job.models]
+                self.futures[key] = self.client.submit(run_merge, job, models, self.ctx, **opts)
             else:
                 a, b = self._model_input(lab, job.a), self._model_input(lab, job.b)
                 self.futures[key] = self.client.submit(run_search, job, a, b, self.ctx, **opts)
@@ -260,7 +264,7 @@ class DaskExecutor:
         key = self.key(lab, job)
         if key in self.failed:
             raise self.failed[key]
-        for model in (job.a, job.b) if isinstance(job, SearchJob) else ():
+        for model in inputs_of(job):
             err = self.failed.get(self.key(lab, model))
             if err is not None:  # as a worker would say it, without sending the job
                 raise LmcClaimsError(f"{job.describe()} failed (its input failed: {model.describe()}): {err.problem}",

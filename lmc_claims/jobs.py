@@ -179,7 +179,43 @@ class SearchJob:
         return self.label
 
 
-Job = TrainJob | SearchJob
+@dataclass(frozen=True)
+class MergeJob:
+    """Git Re-Basin's MergeMany (Algorithm 3) of several models of one setting: each one's permutation."""
+
+    setting: SettingRef
+    models: tuple[TrainJob, ...]
+    seed: int  # the visiting order of the models and of their weight matchings
+
+    kind = "match"
+
+    @property
+    def device(self) -> str:
+        return self.models[0].device
+
+    @property
+    def zoo_config(self) -> dict:
+        return {"method": "mergemany", "models": [m.config.as_dict() for m in self.models],
+                "data": self.models[0].fingerprint, "seed": self.seed}
+
+    @property
+    def label(self) -> str:
+        return f"mergemany {self.setting.label} seeds {'-'.join(str(m.config.seed) for m in self.models)}"
+
+    def describe(self) -> str:
+        return self.label
+
+
+Job = TrainJob | SearchJob | MergeJob
+
+
+def inputs_of(job: Job) -> tuple[TrainJob, ...]:
+    """The model jobs a job needs the results of."""
+    if isinstance(job, SearchJob):
+        return job.a, job.b
+    if isinstance(job, MergeJob):
+        return job.models
+    return ()
 
 
 def data_ref(setting: "Setting") -> DataRef:
@@ -199,6 +235,11 @@ def search_job(setting: "Setting", method: str, seed_a: int, seed_b: int) -> Sea
     ref = SettingRef(setting.arch, setting.dataset, setting.width, setting.run, data_ref(setting).data_root)
     ste = setting.lab.ste_recipe(method, seed_a, seed_b) if method.startswith("ste") else None
     return SearchJob(method, ref, train_job(setting, seed_a), train_job(setting, seed_b), ste)
+
+
+def merge_job(setting: "Setting", seeds) -> MergeJob:
+    ref = SettingRef(setting.arch, setting.dataset, setting.width, setting.run, data_ref(setting).data_root)
+    return MergeJob(ref, tuple(train_job(setting, m) for m in seeds), sub_seed("mergemany", *seeds))
 
 
 # -- the computations (in-process and on workers alike) -----------------------------------
@@ -241,6 +282,25 @@ def search_payload(s: "Setting", method: str, seed_a: int, seed_b: int, a: dict,
     done = f", drift {res.drift:.3g}, {res.n_steps} steps" if method.startswith("ste") else ""
     line = f"{method} matching {s.label} seeds {seed_b}->{seed_a}: {time.perf_counter() - t0:.1f} s{done}"
     return {**{PERM + p: v.cpu() for p, v in res.perms.items()}, **extra}, line
+
+
+def merge_payload(s: "Setting", job: MergeJob, models: list[dict]) -> tuple[dict, str]:
+    """(every model's MergeMany permutation under "<index>/<perm>", the progress line)."""
+    from .matching.merge import merge_many
+
+    t0 = time.perf_counter()
+    perms = merge_many(s.spec, models, seed=job.seed)
+    return ({f"{i}/{p}": v.cpu() for i, ps in enumerate(perms) for p, v in ps.items()},
+            f"{job.label}: {time.perf_counter() - t0:.1f} s")
+
+
+def merge_perms(payload: dict, n: int, device) -> list[dict]:
+    """The per-model permutations of a MergeMany payload."""
+    out = [{} for _ in range(n)]
+    for k, v in payload.items():
+        i, p = k.split("/", 1)
+        out[int(i)][p] = v.to(device)
+    return out
 
 
 # -- what a worker runs ------------------------------------------------------------------
@@ -405,24 +465,39 @@ def run_search(job: SearchJob, a: Any, b: Any, ctx: Context = Context()) -> Done
             return replace(m, upstream=m.upstream or mj.describe())
     a, b = _input(a, job.a), _input(b, job.b)
 
-    def compute():
-        s = worker_setting(job.setting, job.device)
-        _check_data(job.a)
+    def build(s):
+        dev = s.lab.device
+        pa = {k: v.to(dev) for k, v in _model(ctx, a).items()}
+        pb = {k: v.to(dev) for k, v in _model(ctx, b).items()}
+        return search_payload(s, job.method, job.a.config.seed, job.b.config.seed, pa, pb, job.ste)
 
-        def build():
-            dev = s.lab.device
-            pa = {k: v.to(dev) for k, v in _model(ctx, a).items()}
-            pb = {k: v.to(dev) for k, v in _model(ctx, b).items()}
-            return search_payload(s, job.method, job.a.config.seed, job.b.config.seed, pa, pb, job.ste)
+    return _guarded(ctx, lambda: _built_on_worker(ctx, job, build))
 
-        if ctx.shared_root is None:
-            return (*build(), True)
-        message = []
-        _, built = _zoo(ctx).fetch("match", job.zoo_config, job.device,
-                                   lambda: message.append(build()) or message[-1][0])
-        return None, (message[0][1] if message else f"{job.label} found in the shared cache"), built
 
-    return _guarded(ctx, compute)
+def run_merge(job: MergeJob, models: list, ctx: Context = Context()) -> Done | Failed:
+    """Run one MergeMany on this worker; `models` are the model jobs' results, in the job's order."""
+    for m, mj in zip(models, job.models):
+        if isinstance(m, Failed):
+            return replace(m, upstream=m.upstream or mj.describe())
+    inputs = [_input(m, mj) for m, mj in zip(models, job.models)]
+
+    def build(s):
+        return merge_payload(s, job, [{k: v.to(s.lab.device) for k, v in _model(ctx, m).items()} for m in inputs])
+
+    return _guarded(ctx, lambda: _built_on_worker(ctx, job, build))
+
+
+def _built_on_worker(ctx: Context, job: SearchJob | MergeJob, build):
+    """(payload, message, built) of a search-like job: returned to the client, or stored in the
+    shared cache here (then no payload travels)."""
+    s = worker_setting(job.setting, job.device)
+    _check_data(inputs_of(job)[0])
+    if ctx.shared_root is None:
+        return (*build(s), True)
+    message = []
+    _, built = _zoo(ctx).fetch("match", job.zoo_config, job.device,
+                               lambda: message.append(build(s)) or message[-1][0])
+    return None, (message[0][1] if message else f"{job.label} found in the shared cache"), built
 
 
 def entry_complete(zoo, job: Job) -> bool:

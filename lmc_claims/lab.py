@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import sys
 import threading
-import time
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
@@ -21,7 +20,8 @@ from torch import nn
 
 from .data import TensorData, load_dataset
 from .executor import LocalExecutor
-from .jobs import PERM, TrainJob, search_job, search_payload, train_job, train_payload
+from .jobs import PERM, TrainJob, merge_job, merge_payload, merge_perms, search_job, search_payload, train_job
+from .jobs import train_payload
 from .matching.ste import SteRecipe
 from .metrics.interpolation import has_batchnorm
 from .models.registry import permutation_spec
@@ -210,30 +210,19 @@ class Lab:
 
     def merge_many(self, setting: Setting, seeds: Sequence[int]) -> list[Perms]:
         """Git Re-Basin's MergeMany (Algorithm 3) of these models: each one's permutation. A
-        permutation search like the others, so it is cached in the zoo (a measurement that uses
-        it is still made afresh)."""
-        from .matching.merge import merge_many
-
+        permutation search like the others, so it is cached in the zoo and built through the
+        executor (a measurement that uses it is still made afresh)."""
         seeds = tuple(seeds)
 
         def compute():
-            jobs = [train_job(setting, m) for m in seeds]
-            config = {"method": "mergemany", "models": [j.config.as_dict() for j in jobs], "data": jobs[0].fingerprint,
-                      "seed": sub_seed("mergemany", *seeds)}
+            job = merge_job(setting, seeds)
 
             def build():
-                t0 = time.perf_counter()
-                perms = merge_many(setting.spec, self.models(setting, list(seeds)), seed=config["seed"])
-                self.progress(f"mergemany {setting.label} seeds {'-'.join(map(str, seeds))}: "
-                              f"{time.perf_counter() - t0:.1f} s")
-                return {f"{i}/{p}": v.cpu() for i, ps in enumerate(perms) for p, v in ps.items()}
+                payload, line = merge_payload(setting, job, self.models(setting, list(seeds)))
+                self.progress(line)
+                return payload
 
-            payload = self.zoo.fetch("match", config, jobs[0].device, build)[0]
-            out = [{} for _ in seeds]
-            for k, v in payload.items():
-                i, p = k.split("/", 1)
-                out[int(i)][p] = v.to(self.device)
-            return out
+            return merge_perms(self.executor.fetch(self, job, build), len(seeds), self.device)
 
         return self.memo(("mergemany", *setting.key, seeds), compute)
 

@@ -86,7 +86,8 @@ class Plan:
 
     def seeds(self, key: SettingKey) -> list[int]:
         pair_seeds = [s for p in self.scale.pairs for s in p]
-        return sorted(set(pair_seeds) | {s for _, a, b in self._searches(key) for s in (a, b)})
+        return sorted(set(pair_seeds) | {s for _, a, b in self._searches(key) for s in (a, b)}
+                      | {s for ms in self._merges(key) for s in ms})
 
     def _searches(self, key: SettingKey) -> list[Search]:
         found = searches_of(self.scale, self.scale.run(key[0], key[1]).merge_sizes, self.needs[key])
@@ -101,16 +102,27 @@ class Plan:
         slow_first = {"ste": 0, "ste-gr": 1, "am": 2, "wm": 3}
         return sorted(out, key=lambda t: slow_first.get(t[1], 0))
 
+    def _merges(self, key: SettingKey) -> list[tuple[int, ...]]:
+        """The model sets merged by MergeMany (ito2024.merged: every merge set)."""
+        if MERGES not in self.needs[key]:
+            return []
+        from .measurements.ito2024 import model_sets, model_triples
+
+        pairs, n_models = self.scale.pairs, self.scale.n_models
+        triples = model_triples(pairs, n_models)
+        return [tuple(ms) for n in self.scale.run(key[0], key[1]).merge_sizes for ms in model_sets(triples, n, n_models)]
+
     def jobs(self, lab: "Lab") -> list["Job"]:
-        """Every job (models first: the searches depend on them), without duplicates."""
-        from .jobs import search_job, train_job
+        """Every job (models first: the searches and merges depend on them), without duplicates."""
+        from .jobs import merge_job, search_job, train_job
 
         jobs = [train_job(s, seed) for s, seeds in self.models_by_setting(lab) for seed in seeds]
         jobs += [search_job(s, m, a, b) for s, m, a, b in self.search_list(lab)]
+        jobs += [merge_job(lab.setting(*key), seeds) for key in self.needs for seeds in self._merges(key)]
         return list(dict.fromkeys(jobs))
 
     def __len__(self) -> int:
-        return sum(len(self.seeds(k)) + len(self._searches(k)) for k in self.needs)
+        return sum(len(self.seeds(k)) + len(self._searches(k)) + len(self._merges(k)) for k in self.needs)
 
     def add(self, key: SettingKey, needs: Iterable[str]) -> None:
         needs = frozenset(needs)
