@@ -364,3 +364,28 @@ def test_matching_two_different_models_gives_symmetries():
         assert any(not torch.equal(p, torch.arange(len(p))) for q, p in res.perms.items() if q in spec.blocks)
         out = functional_call(model, apply_permutation(spec, res.perms, b), (x,))
         assert _rel(functional_call(model, b, (x,)), out) <= 1e-12
+
+
+def test_packed_attention_projections_count_as_permuted_in_the_spectral_metrics():
+    """nn.MultiheadAttention packs q, k and v in one in_proj_weight whose rows are a composite axis:
+    Ito et al.'s alignment statistics must treat its left singular vectors as living in a permuted
+    space (they move with the heads), as they do for separate q/k/v projections."""
+    from lmc_claims.metrics.spectral import weight_matrices
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inp = nn.Linear(5, DIM)
+            self.attn = nn.MultiheadAttention(DIM, HEADS, batch_first=True)
+            self.out = nn.Linear(DIM, 3)
+
+        def forward(self, x):
+            h = self.inp(x)
+            return self.out(self.attn(h, h, h, need_weights=False)[0].mean(1))
+
+    model = Net().double().eval()
+    spec = derive_spec(model, torch.randn(2, 4, 5, dtype=torch.float64))
+    mats = {w.name: w for w in weight_matrices(spec, model.state_dict())}
+    assert "attn.in_proj_weight" in spec.composite_axes and spec.axes_to_perm["attn.in_proj_weight"][0] is None
+    assert mats["attn.in_proj_weight"].rows_permuted and mats["attn.in_proj_weight"].cols_permuted
+    assert mats["inp.weight"].rows_permuted and not mats["inp.weight"].cols_permuted

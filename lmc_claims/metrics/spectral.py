@@ -27,16 +27,25 @@ class WeightMatrix:
     cols_permuted: bool  # right singular vectors live in a permuted space
 
 
+def _moves(spec: PermutationSpec, name: str, axis: int) -> bool:
+    """Whether some permutation acts on this axis: a plain one, or a composite axis (a packed q/k/v
+    projection, a concatenation) with a permuted segment."""
+    if spec.axes_to_perm[name][axis] is not None:
+        return True
+    segments = getattr(spec, "composite_axes", {}).get(name, {}).get(axis, ())
+    return any(group is not None for group, _, _ in segments)
+
+
 def weight_matrices(spec: PermutationSpec, params: dict[str, torch.Tensor]) -> list[WeightMatrix]:
     out = []
-    for name, perms in spec.axes_to_perm.items():
+    for name in spec.axes_to_perm:
         w = params[name]
         if w.dim() < 2:
             continue
         out.append(
             # explicit column count: reshape(0, -1) is ambiguous for zero-width layers
             WeightMatrix(name, w.detach().double().reshape(w.shape[0], math.prod(w.shape[1:])),
-                         perms[0] is not None, perms[1] is not None)
+                         _moves(spec, name, 0), _moves(spec, name, 1))
         )
     return out
 
