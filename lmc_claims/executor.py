@@ -24,9 +24,8 @@ from typing import TYPE_CHECKING, Callable
 import torch
 
 from .errors import LmcClaimsError
-from .jobs import Context, Done, Failed, Job, MergeJob, TrainJob, entry_complete, inputs_of, run_merge, run_search, run_train
-from .jobs import traceback_tail
-from .jobs import versions, worker_facts, check_versions
+from .jobs import (Context, Done, Failed, Job, MergeJob, TrainJob, check_versions, entry_complete, inputs_of, run_merge,
+                   run_search, run_train, traceback_tail, versions, worker_facts)
 
 if TYPE_CHECKING:
     from .lab import Lab, Setting

@@ -40,6 +40,11 @@ SEARCHES = ("wm", "am", "ste", "ste-gr")
 # PERM (from jobs): prefix of the permutations in a search's cache payload; the rest is diagnostics
 
 
+def _check_method(method: str) -> None:
+    if method not in SEARCHES:
+        raise ValueError(f"unknown matching method {method!r}; expected one of {SEARCHES}")
+
+
 @dataclass
 class Progress:
     """One line per model trained or permutation searched; quiet under -q."""
@@ -190,8 +195,7 @@ class Lab:
     # -- permutation searches -------------------------------------------------
     def search(self, setting: Setting, method: str, seed_a: int, seed_b: int) -> tuple[Perms, dict]:
         """(permutation of model seed_b onto model seed_a, the search's diagnostics)."""
-        if method not in SEARCHES:
-            raise ValueError(f"unknown matching method {method!r}; expected one of {SEARCHES}")
+        _check_method(method)
         return self.memo(("search", method, *setting.key, seed_a, seed_b),
                          lambda: self._fetch_search(setting, method, seed_a, seed_b))
 
@@ -199,8 +203,7 @@ class Lab:
         """Build these searches (method, seed_a, seed_b) unless memoised, through the executor, which
         may run several at once."""
         for method, _, _ in wanted:
-            if method not in SEARCHES:
-                raise ValueError(f"unknown matching method {method!r}; expected one of {SEARCHES}")
+            _check_method(method)
         todo = [w for w in dict.fromkeys(wanted) if ("search", w[0], *setting.key, w[1], w[2]) not in self._memo]
         if not todo:
             return

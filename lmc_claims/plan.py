@@ -56,22 +56,29 @@ SettingKey = tuple[str, str, int]  # (arch, dataset, width)
 Search = tuple[str, int, int]  # (method, seed a, seed b): b permuted onto a
 
 
-def searches_of(scale: "Scale", merge_sizes: Sequence[int], needs: Iterable[str]) -> list[Search]:
-    """The searches a setting's claims ask for, given what they need."""
+def searches_of(scale: "Scale", key: SettingKey, needs: Iterable[str]) -> list[Search]:
+    """The searches a setting's claims ask for, given what they need (Git Re-Basin's STE only where
+    the scale runs it, `Scale.runs_ste_gr`)."""
     from .measurements.csiszarik2023 import third_model
-    from .measurements.ito2024 import merge_searches, model_sets, model_triples, three_model_searches
+    from .measurements.ito2024 import merge_searches, model_triples, three_model_searches
 
     needs = set(needs)
-    pairs, n_models = scale.pairs, scale.n_models
+    pairs = scale.pairs
     out = [(m, a, b) for m in SEARCHES if m in needs for a, b in pairs]
-    triples = model_triples(pairs, n_models)
     if TRIPLES in needs:  # ito2024.three_models: b and c onto the anchor a by each search
-        out += three_model_searches(triples)
+        out += three_model_searches(model_triples(pairs, scale.n_models))
     if MERGES in needs:  # ito2024.merged: the set's members onto its anchor
-        out += merge_searches({n: model_sets(triples, n, n_models) for n in merge_sizes})
+        out += merge_searches(merges_of(scale, key))
     if TRANSITIVE in needs:  # csiszarik2023.transitivity: both members of pair i onto its third model
         out += [("wm", third_model(pairs, i), s) for i, pair in enumerate(pairs) for s in pair]
-    return list(dict.fromkeys(out))
+    return [x for x in dict.fromkeys(out) if x[0] != "ste-gr" or scale.runs_ste_gr(key[0])]
+
+
+def merges_of(scale: "Scale", key: SettingKey) -> dict[int, list[list[int]]]:
+    """The setting's merge sets (ito2024.merge_sets over its run's merge sizes)."""
+    from .measurements.ito2024 import merge_sets
+
+    return merge_sets(scale.pairs, scale.n_models, scale.run(key[0], key[1]).merge_sizes)
 
 
 @dataclass
@@ -90,8 +97,7 @@ class Plan:
                       | {s for ms in self._merges(key) for s in ms})
 
     def _searches(self, key: SettingKey) -> list[Search]:
-        found = searches_of(self.scale, self.scale.run(key[0], key[1]).merge_sizes, self.needs[key])
-        return [x for x in found if x[0] != "ste-gr" or self.scale.runs_ste_gr(key[0])]
+        return searches_of(self.scale, key, self.needs[key])
 
     def models_by_setting(self, lab: "Lab") -> list[tuple["Setting", list[int]]]:
         return [(lab.setting(*key), self.seeds(key)) for key in self.needs]
@@ -106,11 +112,7 @@ class Plan:
         """The model sets merged by MergeMany (ito2024.merged: every merge set)."""
         if MERGES not in self.needs[key]:
             return []
-        from .measurements.ito2024 import model_sets, model_triples
-
-        pairs, n_models = self.scale.pairs, self.scale.n_models
-        triples = model_triples(pairs, n_models)
-        return [tuple(ms) for n in self.scale.run(key[0], key[1]).merge_sizes for ms in model_sets(triples, n, n_models)]
+        return [tuple(ms) for sets in merges_of(self.scale, key).values() for ms in sets]
 
     def jobs(self, lab: "Lab") -> list["Job"]:
         """Every job (models first: the searches and merges depend on them), without duplicates."""

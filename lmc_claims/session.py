@@ -130,17 +130,10 @@ class ClaimsSession:
 
         try:
             claim = get_claim(claim_id)
+            outside = regime_reason(claim, self.scale(), params)
         except LmcClaimsError:
             return {}
-        optimizer = ""
-        if "arch" in params and "dataset" in params:
-            try:
-                optimizer = self.scale().run(params["arch"], params["dataset"]).recipe.optimizer
-            except LmcClaimsError:
-                pass
-        outside = claim.regime.check(params.get("arch", ""), params.get("width"), optimizer)
-        return {"paper": claim.paper, "section": claim.section, "statement": claim.statement, "metric": claim.metric,
-                "paper_figure": claim.paper_figure, **claim_context(claim, outside, [])}
+        return {**claim_fields(claim), **claim_context(claim, outside, [])}
 
     def write_report(self) -> None:
         """The same code path as `lmc-claims report`: records are rebuilt from the netCDF files just
@@ -261,6 +254,18 @@ def node_params(node: pytest.Item) -> dict:
     return params
 
 
+def regime_reason(claim, scale, params: dict) -> str:
+    """Why the setting of these parameters lies outside the claim's regime ("" inside it)."""
+    run = scale.run(params["arch"], params["dataset"]) if "arch" in params and "dataset" in params else None
+    return claim.regime.check(params.get("arch", ""), params.get("width"), run.recipe.optimizer if run else "")
+
+
+def claim_fields(claim) -> dict:
+    """What every record of a claim test says about the claim itself."""
+    return {"paper": claim.paper, "section": claim.section, "statement": claim.statement, "metric": claim.metric,
+            "paper_figure": claim.paper_figure}
+
+
 def verify(session: ClaimsSession, lab, node: pytest.Item, claim_id: str, ds, *, config: dict, seeds,
            notes: tuple[str, ...] = ()):
     """Judge the claim from the dataset's per-sample statistics, write the netCDF (always),
@@ -273,8 +278,7 @@ def verify(session: ClaimsSession, lab, node: pytest.Item, claim_id: str, ds, *,
     judgements = [judge(c, ds[c.statistic].values, claim.min_seeds) for c in claim.criteria]
     verdict = overall(judgements)
     params = node_params(node)
-    run = lab.scale.run(params["arch"], params["dataset"]) if "arch" in params else None
-    outside = claim.regime.check(params.get("arch", ""), params.get("width"), run.recipe.optimizer if run else "")
+    outside = regime_reason(claim, lab.scale, params)
     published = [compare_published(p, ds[p.statistic].values if p.statistic in ds else []) for p in claim.published]
     prov = provenance(str(lab.device), {"scale": lab.scale.name, "params": params, **config}, seeds)
     ds = attach_verdict(ds, claim, judgements, verdict, prov, regime_reason=outside, published=published)
@@ -282,11 +286,7 @@ def verify(session: ClaimsSession, lab, node: pytest.Item, claim_id: str, ds, *,
     record = {
         "nodeid": node.nodeid,
         "id": claim.id,
-        "paper": claim.paper,
-        "section": claim.section,
-        "statement": claim.statement,
-        "metric": claim.metric,
-        "paper_figure": claim.paper_figure,
+        **claim_fields(claim),
         "params": params,
         "verdict": verdict,
         "value": judgements[0].mean,

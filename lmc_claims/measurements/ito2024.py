@@ -306,13 +306,16 @@ def three_models(s: Setting, triples: Sequence[tuple[int, int, int]], searches=T
             ds[f"triple_barrier_{m.replace('-', '_')}_{split}"] = b.sel(search=m, drop=True).assign_attrs(units="nats")
         ds[f"barrier_gain_ste_minus_wm_{split}"] = (b.sel(search="ste", drop=True) - b.sel(search="wm", drop=True)).assign_attrs(
             long_name=f"{split} barrier between pi_b(b) and pi_c(c): STE (Ito et al.'s recipe) minus WM", units="nats")
-    differ = [differing_fraction(s.match("wm", a, o), s.match("ste", a, o)) for a, b, c in triples for o in (b, c)]
-    ds["ste_differing_fraction"] = ("triple", np.array(differ).reshape(len(triples), 2).mean(1), {
-        "long_name": "fraction of units Ito et al.'s STE recipe assigns differently from WM (mean over b and c)", "units": "1"})
-    moved = [moved_from_start(s, "ste", a, o) for a, b, c in triples for o in (b, c)]
-    ds["ste_moved_fraction"] = ("triple", np.array(moved).reshape(len(triples), 2).mean(1), {
-        "long_name": "fraction of units Ito et al.'s STE recipe assigns differently from its first projection "
-                     "(mean over b and c)", "units": "1"})
+    def over_b_and_c(fraction, long_name: str):
+        values = [[fraction(a, o) for o in (b, c)] for a, b, c in triples]
+        return "triple", np.array(values).mean(1), {"long_name": f"{long_name} (mean over b and c)", "units": "1"}
+
+    ds["ste_differing_fraction"] = over_b_and_c(
+        lambda a, o: differing_fraction(s.match("wm", a, o), s.match("ste", a, o)),
+        "fraction of units Ito et al.'s STE recipe assigns differently from WM")
+    ds["ste_moved_fraction"] = over_b_and_c(
+        lambda a, o: moved_from_start(s, "ste", a, o),
+        "fraction of units Ito et al.'s STE recipe assigns differently from its first projection")
     return ds
 
 
@@ -360,10 +363,16 @@ def merged(s: Setting, sets_by_n: dict[int, Sequence[Sequence[int]]]) -> xr.Data
     )
 
 
+def merge_sets(pairs: Sequence[Pair], n_models: int, merge_sizes: Sequence[int]) -> dict[int, list[list[int]]]:
+    """The disjoint model sets merged for each N the models allow (anchor first)."""
+    triples = model_triples(pairs, n_models)
+    return {n: v for n in merge_sizes if (v := model_sets(triples, n, n_models))}
+
+
 def merge_wm_vs_ste(s: Setting, pairs: Sequence[Pair], n_models: int, merge_sizes: Sequence[int]) -> xr.Dataset:
     """The §6 claim's dataset: the three-model barriers (deciding) and the merges (supporting)."""
     triples = model_triples(pairs, n_models)
-    sets = {n: v for n in merge_sizes if (v := model_sets(triples, n, n_models))}
+    sets = merge_sets(pairs, n_models, merge_sizes)
     # Every search of the test at once, so that on a CPU its STE runs share the cores.
     s.prefetch(three_model_searches(triples) + merge_searches(sets))
     return three_models(s, triples).merge(merged(s, sets))
