@@ -289,3 +289,74 @@ def test_batchnorm_path_resets_once_per_point_for_both_splits(monkeypatch):
     same = interpolation_curve(model, a, a, xs, ys, LAMS, bn_data=xt)  # a model with itself: one reset
     assert len(calls) == 2 * len(LAMS) + 1 and same.loss_barrier == 0.0
     assert same.loss[0] == evaluate(model, reset_bn_stats(model, a, xt), xs, ys)[0]
+
+
+def fitted(model, params, x, y, steps=40):
+    """params after a few full-batch Adam steps on (x, y)."""
+    model.load_state_dict(params)
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(steps):
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+@pytest.mark.parametrize("make, batched", [
+    (lambda: MLP((1, 8, 8), 10, width=16, depth=3), True),
+    (lambda: MLP((1, 8, 8), 10, width=16, depth=3), False),
+    (lambda: build_model("resnet20ln", (1, 8, 8), 10, 1), False),
+])
+def test_a_line_answers_a_barrier_bound_as_the_whole_curve_does_with_fewer_points(monkeypatch, make, batched):
+    monkeypatch.setattr(interp, "CPU_CHUNK_BYTES", 2**18 if batched else 0)  # several chunks when batched
+    computed, plain = [], interp._run  # the interior points each evaluation computes
+
+    def spy(model, a, b, batches, lams, stem, chunk):
+        computed.extend(lams)
+        assert (chunk > 1) == (batched and len(lams) > 1)
+        return plain(model, a, b, batches, lams, stem, chunk)
+
+    monkeypatch.setattr(interp, "_run", spy)
+    x, y = data(300 if batched else 100, (1, 8, 8))
+    y = (x.flatten(1) @ torch.randn(64, 10, generator=torch.Generator().manual_seed(5))).argmax(1)  # learnable
+    model, a, b = two_inits(make)
+    a, b = fitted(model, a, x, y), fitted(model, b, x, y)  # two basins: a bump between them
+    lams = np.linspace(0.0, 1.0, 25)
+    t = 0.75
+    # the path a -> lerp(a, b, t) at lams is the line's points at lam t, as one evaluation per point gives them
+    curve = interp.Line(model, a, b, x, y).curve(t, lams)
+    ref = per_point(model, a, b, x, y, lams * t)
+    np.testing.assert_allclose(curve.loss, ref[0], rtol=1e-6, atol=0)
+    assert (curve.loss[0], curve.accuracy[0]) == evaluate(model, a, x, y)
+    b_star = curve.loss_barrier
+    assert b_star > 0
+    for goal in [b_star, np.nextafter(b_star, -np.inf), np.nextafter(b_star, np.inf), 0.0, -1.0, b_star / 2, 2 * b_star]:
+        computed.clear()
+        assert interp.Line(model, a, b, x, y).barrier_at_most(t, goal, lams) == (b_star <= goal), goal
+        assert len(computed) <= 24  # every point but a's (B_t, the path's end, is inside the line)
+        if goal < b_star / 2 + 1e-12:  # the middle of the path is above the chord by more than that
+            assert len(computed) < 24
+    # the naive curve's points serve the paths that share them: at t = 1/2, 13 of 25
+    line = interp.Line(model, a, b, x, y)
+    line.know(interpolation_curve(model, a, b, x, y, lams))
+    computed.clear()
+    half = line.curve(0.5, lams)
+    assert len(computed) == 12
+    np.testing.assert_allclose(half.loss, per_point(model, a, b, x, y, lams / 2)[0], rtol=1e-6, atol=0)
+    # a constant path has no barrier, an empty one neither
+    assert interp.Line(model, a, a, x, y).barrier_at_most(t, 0.0, lams)
+    assert not interp.Line(model, a, b, x, y).barrier_at_most(t, -1e-9, lams)
+    assert interp.Line(model, a, b, x, y).barrier_at_most(t, 0.0, [])
+
+
+def test_a_line_resets_batchnorm_statistics_at_every_point():
+    model, a, b = two_inits(lambda: nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(),
+                                                  nn.Linear(16, 3)).double())
+    xt, yt = data(600, (6,), 3, seed=3, dtype=torch.float64)
+    line = interp.Line(model, a, b, xt, yt, bn_data=xt)
+    ref = per_point(model, a, b, xt, yt, LAMS * 0.5, bn_data=xt)
+    curve = line.curve(0.5, LAMS)
+    assert np.array_equal(curve.loss, ref[0]) and np.array_equal(curve.accuracy, ref[1])
+    assert line.barrier_at_most(0.5, curve.loss_barrier, LAMS)
+    assert not interp.Line(model, a, b, xt, yt, bn_data=xt).barrier_at_most(0.5, np.nextafter(curve.loss_barrier, -1), LAMS)

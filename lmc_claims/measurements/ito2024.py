@@ -15,12 +15,12 @@ from ..jobs import START
 from ..lab import Pair, Setting
 from ..matching.merge import average
 from ..matching.ste import differing_fraction
-from ..metrics.interpolation import DEFAULT_LAMBDAS, chord_barrier, evaluate, interpolation_curve, reset_bn_stats
+from ..metrics.interpolation import DEFAULT_LAMBDAS, Line, chord_barrier, evaluate, interpolation_curve, reset_bn_stats
 from ..metrics.spectral import ito_r_terms, layer_svds, side_overlaps, singular_values, svd, vector_cosines, weight_matrices
 from ..permutation.apply import apply_permutation, random_perms
 from ..scales import ITO_R_GAMMAS, K_FRACTIONS, TOP_FRACTION
 from ..seeds import generator
-from .shared import (SPLITS, barrier_of, barrier_reduction, distances, interpolation, pair_coords, random_variants,
+from .shared import (SPLITS, barrier_of, barrier_reduction, curves, distances, interpolation, pair_coords, random_variants,
                      with_barriers)
 
 ALIGNMENT_SEARCHES = ("naive", "random", "wm", "ste", "ste-gr")
@@ -63,16 +63,20 @@ def singular_value_change(s: Setting, seeds: Sequence[int]) -> xr.Dataset:
 def shrink_distance(s: Setting, pairs: Sequence[Pair], target: xr.DataArray, split: str, steps: int = 6) -> xr.DataArray:
     """Per pair: the largest t for which B_t = A + t (B - A), *without* matching, has a loss barrier
     on `split` no larger than `target` (the barrier WM reaches), found by bisection on t in [0, 1].
-    t is also the distance ratio ||A - B_t|| / ||A - B|| needed to reach that barrier by shrinking."""
+    t is also the distance ratio ||A - B_t|| / ||A - B|| needed to reach that barrier by shrinking.
+
+    Every path A -> B_t lies on the naive line A -> B (its point at lam is the line's at lam t), so
+    the bisection's paths and the naive curve share points (`Line`), and a step stops at the first
+    point that puts its barrier above the target."""
     x, y = s.eval_sets[split]
     out = []
     for pair, goal in zip(pairs, target.values):
-        a, b = s.model(pair[0]), s.model(pair[1])
+        line = Line(s.template, s.model(pair[0]), s.model(pair[1]), x, y, bn_data=s.bn_data)
+        line.know(curves(s, pair, "naive")[split])
         lo, hi = 0.0, 1.0
         for _ in range(steps):
             t = (lo + hi) / 2
-            bt = {k: (a[k] + t * (b[k] - a[k])) if a[k].is_floating_point() else a[k] for k in a}
-            if interpolation_curve(s.template, a, bt, x, y, DEFAULT_LAMBDAS, bn_data=s.bn_data).loss_barrier <= goal:
+            if line.barrier_at_most(t, float(goal), DEFAULT_LAMBDAS):
                 lo = t
             else:
                 hi = t
@@ -84,14 +88,14 @@ def shrink_distance(s: Setting, pairs: Sequence[Pair], target: xr.DataArray, spl
 def l2_distance(s: Setting, pairs: Sequence[Pair], n_random: int) -> xr.Dataset:
     """The L2 ratio r after WM, the barrier it removes, and the distance ratio shrinking alone needs."""
     ds = distances(s, pairs, n_random)
-    curves = interpolation(s, pairs)
+    paths = interpolation(s, pairs)
     for split in SPLITS:
-        naive, wm = barrier_of(curves, "naive", split), barrier_of(curves, "wm", split)
+        naive, wm = barrier_of(paths, "naive", split), barrier_of(paths, "wm", split)
         ds[f"barrier_naive_{split}"], ds[f"barrier_wm_{split}"] = naive, wm
         ds[f"barrier_reduction_{split}"] = barrier_reduction(naive, wm, "WM", split)
     ds["shrink_ratio"] = shrink_distance(s, pairs, ds[f"barrier_wm_{DECIDING_SPLIT}"], DECIDING_SPLIT)
     ds["l2_ratio_minus_shrink_ratio"] = (ds.l2_ratio - ds.shrink_ratio).assign_attrs(units="1")
-    return ds.merge(curves)
+    return ds.merge(paths)
 
 
 def alignment(s: Setting, pairs: Sequence[Pair], n_random: int) -> xr.Dataset:
@@ -235,14 +239,14 @@ def ste_alignment(s: Setting, pairs: Sequence[Pair], n_random: int) -> xr.Datase
     """The alignment of STE's permutations beside WM's, with the barrier STE removes."""
     ds = alignment(s, pairs, n_random)
     searches = ("naive", "wm", *ste_searches(s))
-    curves = interpolation(s, pairs, searches)
+    paths = interpolation(s, pairs, searches)
     for split in SPLITS:
-        naive = barrier_of(curves, "naive", split)
+        naive = barrier_of(paths, "naive", split)
         for m in ste_searches(s):
             name = m.replace("-", "_")
-            ds[f"{name}_barrier_reduction_{split}"] = barrier_reduction(naive, barrier_of(curves, m, split), m, split)
+            ds[f"{name}_barrier_reduction_{split}"] = barrier_reduction(naive, barrier_of(paths, m, split), m, split)
     # The alignment's searches include "random", which has no path: its curves are NaN.
-    return ds.merge(curves, join="outer")
+    return ds.merge(paths, join="outer")
 
 
 def model_triples(pairs: Sequence[Pair], n_models: int) -> list[tuple[int, int, int]]:

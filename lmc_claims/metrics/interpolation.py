@@ -12,6 +12,7 @@ import functools
 import warnings
 import weakref
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -135,6 +136,107 @@ def interpolation_curve(model: nn.Module, a: Params, b: Params, x, y, lambdas=DE
     if inner:
         loss[inner], acc[inner] = _interior(model, a, b, x, y, [float(lambdas[i]) for i in inner])
     return Curve(lambdas, loss, acc)
+
+
+class Line:
+    """The loss and accuracy of `model` on (x, y) at points lerp(a, b, s) of the line through a and
+    b, each computed once. Paths that lie on the line share their points: the path from a to
+    B_t = lerp(a, b, t) at lam has its points at s = lam t, so the steps of a bisection over t (Ito et
+    al.'s shrinking baseline) and the naive curve (t = 1) meet at many of theirs (on a grid of 25,
+    each halving of t finds 13 of its points computed). Points are computed as `interpolation_curve`
+    computes them (the first layer's output interpolated, several points per forward pass,
+    BatchNorm statistics reset on `bn_data` at every point).
+
+    Points are keyed by exact fractions: s = k/(n-1) * t on a uniform grid of n lams, so that the
+    same point reached from two paths is one point."""
+
+    def __init__(self, model: nn.Module, a: Params, b: Params, x, y, bn_data: torch.Tensor | None = None):
+        self.model, self.a, self.b, self.x, self.y, self.bn_data = model, a, b, x, y, bn_data
+        self.points: dict[Fraction, tuple[float, float]] = {}
+        self._stem: list = []  # found on the first interior point
+        self._batches = _batches(x, y)
+
+    def know(self, curve: Curve) -> None:
+        """Take the points of a curve of this line computed elsewhere (from a to b, the naive path)."""
+        for key, loss, acc in zip(self._keys(curve.lambdas, 1), curve.loss, curve.accuracy):
+            self.points.setdefault(key, (float(loss), float(acc)))
+
+    def curve(self, t: float, lambdas=DEFAULT_LAMBDAS) -> Curve:
+        """The whole path from a to B_t at `lambdas`."""
+        lambdas = np.asarray(lambdas, dtype=float)
+        keys = self._keys(lambdas, t)
+        self._compute([k for k in keys if k not in self.points])
+        return Curve(lambdas, np.array([self.points[k][0] for k in keys]), np.array([self.points[k][1] for k in keys]))
+
+    def barrier_at_most(self, t: float, goal: float, lambdas=DEFAULT_LAMBDAS) -> bool:
+        """Whether `self.curve(t, lambdas).loss_barrier <= goal`, computing only the points the answer
+        needs: the endpoints, then the others from the middle of the path out (where a barrier
+        usually peaks), a forward pass's worth at a time, stopping at the first point above the
+        chord by more than `goal`. Known points are looked at first, and cost nothing."""
+        lambdas = np.asarray(lambdas, dtype=float)
+        if not len(lambdas):
+            return bool(0.0 <= goal)  # an empty path has no barrier
+        keys = self._keys(lambdas, t)
+        ends = [int(np.argmin(lambdas)), int(np.argmax(lambdas))]
+        if not (lambdas[ends[0]] == 0.0 and lambdas[ends[1]] == 1.0):
+            return bool(self.curve(t, lambdas).loss_barrier <= goal)  # a path not from 0 to 1: the whole curve
+        self._compute([keys[i] for i in ends if keys[i] not in self.points])
+        v0, v1 = self.points[keys[ends[0]]][0], self.points[keys[ends[1]]][0]
+
+        def above(idx) -> bool:
+            loss = np.array([self.points[keys[i]][0] for i in idx])
+            return bool(np.max(loss - chord(lambdas[idx], v0, v1)) > goal)
+
+        known = [i for i in range(len(keys)) if keys[i] in self.points]
+        if above(known):
+            return False
+        todo = sorted((i for i in range(len(keys)) if keys[i] not in self.points), key=lambda i: abs(lambdas[i] - 0.5))
+        chunk = self._chunk(len(todo))
+        for j in range(0, len(todo), chunk):
+            part = todo[j : j + chunk]
+            self._compute([keys[i] for i in part])
+            if above(part):
+                return False
+        return True
+
+    def _keys(self, lambdas: np.ndarray, t: float) -> list[Fraction]:
+        n = len(lambdas)
+        uniform = n > 1 and all(abs(lam - k / (n - 1)) <= 1e-12 for k, lam in enumerate(lambdas))
+        ft = Fraction(t)
+        return [Fraction(k, n - 1) * ft if uniform else Fraction(float(lam)) * ft for k, lam in enumerate(lambdas)]
+
+    def _chunk(self, n: int) -> int:
+        if self.bn_data is not None or n < 2:
+            return 1
+        return _vmap_chunk(self.model, self.a, self.x, [0.5] * n)
+
+    def _compute(self, keys: list[Fraction]) -> None:
+        keys = list(dict.fromkeys(keys))
+        inner = [k for k in keys if k not in (0, 1)]
+        for k in keys:
+            if k in (0, 1) or self.bn_data is not None:  # the endpoints are the models themselves
+                params = lerp(self.a, self.b, float(k))
+                if self.bn_data is not None:
+                    params = reset_bn_stats(self.model, params, self.bn_data)
+                self.points[k] = evaluate(self.model, params, self.x, self.y)
+        if not inner or self.bn_data is not None:
+            return
+        lams = [float(k) for k in inner]
+        self.model.eval()
+        with torch.no_grad():
+            if not self._stem:
+                self._stem.append(_Stem.find(self.model, self.a, self.b, self._batches))
+            stem, chunk = self._stem[0], _vmap_chunk(self.model, self.a, self.x, lams)
+            try:
+                loss, acc = _run(self.model, self.a, self.b, self._batches, lams, stem, chunk)
+            except Exception as e:  # noqa: BLE001  (as in _interior: one point at a time then)
+                if chunk == 1:
+                    raise
+                if not isinstance(e, torch.OutOfMemoryError):
+                    _give_up_vmap(self.model, e)
+                loss, acc = _run(self.model, self.a, self.b, self._batches, lams, stem, 1)
+        for k, l_, a_ in zip(inner, loss, acc):
+            self.points[k] = (float(l_), float(a_))
 
 
 # -- the points between the endpoints, without BatchNorm ---------------------------------------
