@@ -360,3 +360,49 @@ def test_a_line_resets_batchnorm_statistics_at_every_point():
     assert np.array_equal(curve.loss, ref[0]) and np.array_equal(curve.accuracy, ref[1])
     assert line.barrier_at_most(0.5, curve.loss_barrier, LAMS)
     assert not interp.Line(model, a, b, xt, yt, bn_data=xt).barrier_at_most(0.5, np.nextafter(curve.loss_barrier, -1), LAMS)
+
+
+class _PackedAttention(nn.Module):
+    """nn.MultiheadAttention packs q, k and v in one weight: its rows are a composite axis."""
+
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(5, 8)
+        self.attn = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.out = nn.Linear(8, 3)
+
+    def forward(self, x):
+        h = self.inp(x)
+        return self.out(self.attn(h, h, h, need_weights=False)[0].mean(1))
+
+
+@pytest.mark.parametrize("arch", ["mlp", "resnet20ln", "vit", "packed-attention"])
+def test_permuted_svds_are_svds_of_the_permuted_weights(monkeypatch, arch):
+    from lmc_claims.metrics import spectral
+    from lmc_claims.metrics.spectral import layer_svds, permuted_svds, weight_matrices
+    from lmc_claims.models.registry import permutation_spec
+    from lmc_claims.permutation.derive import derive_spec
+
+    torch.manual_seed(0)
+    if arch == "packed-attention":
+        model, x = _PackedAttention().double(), torch.randn(2, 4, 5, dtype=torch.float64)
+        spec = derive_spec(model, x)
+    else:
+        shape = (1, 28, 28) if arch == "vit" else (1, 8, 8)
+        width = {"mlp": 16, "resnet20ln": 1, "vit": 2}[arch]
+        model, x = build_model(arch, shape, 10, width).double(), torch.randn(2, *shape, dtype=torch.float64)
+        spec = permutation_spec(arch, model, x)
+    params = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    perms = random_perms(spec, params, torch.Generator().manual_seed(1))
+    moved = {w.name: w.matrix for w in weight_matrices(spec, apply_permutation(spec, perms, params))}
+    base = layer_svds(spec, params)
+    monkeypatch.setattr(spectral, "layer_svds", lambda *a: pytest.fail("decomposed again"))  # rows and columns move
+    derived = permuted_svds(spec, perms, params, base)
+    assert [l.name for l in derived] == [l.name for l in base] == list(moved)
+    assert any(not torch.equal(l.u, b.u) or not torch.equal(l.v, b.v) for l, b in zip(derived, base))  # vectors moved
+    for layer, b in zip(derived, base):
+        assert layer.s is b.s  # the singular values are B's, not a decomposition's
+        np.testing.assert_allclose(layer.u @ torch.diag(layer.s) @ layer.v.T, moved[layer.name], rtol=0, atol=1e-12)
+        eye = torch.eye(layer.rank, dtype=torch.float64)
+        np.testing.assert_allclose(layer.u.T @ layer.u, eye, atol=1e-12)
+        np.testing.assert_allclose(layer.v.T @ layer.v, eye, atol=1e-12)

@@ -16,12 +16,13 @@ from ..lab import Pair, Setting
 from ..matching.merge import average
 from ..matching.ste import differing_fraction
 from ..metrics.interpolation import DEFAULT_LAMBDAS, Line, chord_barrier, evaluate, interpolation_curve, reset_bn_stats
-from ..metrics.spectral import ito_r_terms, layer_svds, side_overlaps, singular_values, svd, vector_cosines, weight_matrices
+from ..metrics.spectral import (ito_r_terms, layer_svds, permuted_svds, side_overlaps, singular_values, svd, vector_cosines,
+                                weight_matrices)
 from ..permutation.apply import apply_permutation, random_perms
 from ..scales import ITO_R_GAMMAS, K_FRACTIONS, TOP_FRACTION
 from ..seeds import generator
-from .shared import (SPLITS, barrier_of, barrier_reduction, curves, distances, interpolation, pair_coords, random_variants,
-                     with_barriers)
+from .shared import (SPLITS, barrier_of, barrier_reduction, curves, distances, interpolation, pair_coords,
+                     random_permutations, with_barriers)
 
 ALIGNMENT_SEARCHES = ("naive", "random", "wm", "ste", "ste-gr")
 STE_SEARCHES = ("ste", "ste-gr")  # Ito et al.'s recipe (decides) and Git Re-Basin's Algorithm 2 (supporting)
@@ -122,15 +123,17 @@ def _alignment(s: Setting, pairs: Sequence[Pair], n_random: int) -> xr.Dataset:
     s.prefetch([(m, *pair) for pair in pairs for m in ("wm", *ste_searches(s))])
     for i, pair in enumerate(pairs):
         a = layer_svds(s.spec, s.model(pair[0]))
+        b_params = s.model(pair[1])
+        b = layer_svds(s.spec, b_params)  # every variant is B permuted: its SVDs are B's moved
         variants = {
-            "naive": [s.model(pair[1])],
-            "random": random_variants(s, pair, n_random),
-            **{m: [s.permuted(m, *pair)] for m in ("wm", *ste_searches(s))},
+            "naive": [b],
+            "random": [permuted_svds(s.spec, p, b_params, b) for p in random_permutations(s, pair, n_random)],
+            **{m: [permuted_svds(s.spec, s.match(m, *pair), b_params, b)] for m in ("wm", *ste_searches(s))},
         }
         for j, method in enumerate(methods):
             if method not in variants:
                 continue  # a recipe the setting does not run: NaN
-            svds = [layer_svds(s.spec, v) for v in variants[method]]
+            svds = variants[method]
             for l, la in enumerate(a):
                 for q, frac in enumerate(K_FRACTIONS):
                     top[i, j, l, q] = np.mean([side_overlaps(la, m[l], frac) for m in svds])

@@ -37,11 +37,17 @@ def seeds_of(pairs: Sequence[Pair]) -> list[int]:
     return [s for p in pairs for s in p]
 
 
-def random_variants(s: Setting, pair: Pair, n: int) -> list[Params]:
+def random_permutations(s: Setting, pair: Pair, n: int) -> list[dict[str, torch.Tensor]]:
     """n random permutations of the pair's model B (the baseline for distances and alignment)."""
     b = s.model(pair[1])
     gen = generator("random-perms", *pair)
-    return [apply_permutation(s.spec, random_perms(s.spec, b, gen), b) for _ in range(n)]
+    return [random_perms(s.spec, b, gen) for _ in range(n)]
+
+
+def random_variants(s: Setting, pair: Pair, n: int) -> list[Params]:
+    """Model B under each of `random_permutations`."""
+    b = s.model(pair[1])
+    return [apply_permutation(s.spec, perms, b) for perms in random_permutations(s, pair, n)]
 
 
 def curves(s: Setting, pair: Pair, search: str) -> dict:

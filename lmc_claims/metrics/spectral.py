@@ -97,6 +97,36 @@ def layer_svds(spec: PermutationSpec, params: dict[str, torch.Tensor]) -> list[L
     return out
 
 
+def permuted_svds(spec: PermutationSpec, perms: dict[str, torch.Tensor], params: dict[str, torch.Tensor],
+                  svds: list[LayerSVD]) -> list[LayerSVD]:
+    """`layer_svds(spec, apply_permutation(spec, perms, params))` from `svds = layer_svds(spec, params)`
+    without decomposing again: a permutation moves a weight matrix's rows and columns,
+    W' = W[r][:, c] = U[r] S V[c]^T, so U' = U[r], S' = S, V' = V[c] is a thin SVD of W' (the same
+    singular values, the vectors moved; a sign or the basis of a repeated singular value may
+    differ from a fresh decomposition's, which every alignment statistic is blind to). Each
+    matrix's (r, c) is read off by permuting index-coded weights; a matrix the permutation
+    changes otherwise than by moving rows and columns is decomposed afresh."""
+    from ..permutation.apply import apply_permutation  # permutation.apply needs nothing from here
+
+    coded = {k: torch.arange(v.numel(), dtype=torch.float64, device=v.device).reshape(v.shape)
+             if v.is_floating_point() else v for k, v in params.items()}
+    moved = {w.name: w.matrix for w in weight_matrices(spec, apply_permutation(spec, perms, coded))}
+    fresh = None
+    out = []
+    for layer in svds:
+        index = moved[layer.name].long()
+        cols = index.shape[1]
+        r = index[:, 0] // cols if index.numel() else index[:, :0].reshape(-1)
+        c = index[0] % cols if index.numel() else index[:0].reshape(-1)
+        if index.numel() and torch.equal(index, r[:, None] * cols + c[None, :]):
+            out.append(LayerSVD(layer.name, layer.u[r], layer.s, layer.v[c], layer.rows_permuted, layer.cols_permuted))
+            continue
+        if fresh is None:
+            fresh = {l.name: l for l in layer_svds(spec, apply_permutation(spec, perms, params))}
+        out.append(fresh[layer.name])
+    return out
+
+
 def side_overlaps(a: LayerSVD, b: LayerSVD, k_fraction: float, tail: bool = False) -> list[float]:
     """O_k on each permuted side of one layer, k = ceil(k_fraction * rank); none for a
     layer of rank 0 (a zero-width layer has no subspace to compare)."""
