@@ -10,10 +10,11 @@ width, seed) tuples.
 from __future__ import annotations
 
 import copy
+import functools
 import sys
 import threading
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Callable, Sequence, TypeVar
 
 import torch
 from torch import nn
@@ -23,15 +24,16 @@ from .executor import LocalExecutor
 from .jobs import PERM, TrainJob, merge_job, merge_payload, merge_perms, search_job, search_payload, train_job
 from .jobs import train_payload
 from .matching.ste import SteRecipe
-from .metrics.interpolation import has_batchnorm
+from .metrics.interpolation import has_batchnorm, model_copy
 from .models.registry import permutation_spec
 from .permutation.apply import Params, Perms, apply_permutation
 from .permutation.spec import PermutationSpec
 from .scales import Run, Scale
 from .seeds import sub_seed
-from .training import TrainConfig, make_model
+from .training import TrainConfig, concurrently, make_model
 from .zoo import Zoo
 
+T = TypeVar("T")
 Pair = tuple[int, int]  # (seed of model A, seed of model B): B is permuted onto A
 # Permutation searches ("naive" means B as trained): weight matching, activation matching, and
 # the straight-through estimator under Ito et al.'s recipe ("ste", the one their claims are judged
@@ -92,6 +94,25 @@ class Setting:
         """A measurement of this setting computed once per session (shared by several claims)."""
         return self.lab.memo((name, *self.key, *parts), compute)
 
+    def memoised(self, name: str, *parts) -> bool:
+        return self.lab.memoised((name, *self.key, *parts))
+
+    def concurrently(self, jobs: Sequence[Callable[[nn.Module], T]]) -> list[T]:
+        """Measurement jobs, each called with its thread's own copy of the template (functional_call
+        swaps a module's parameters while it runs). On a CPU as many run at once as there are cores,
+        with one intra-op thread each, as models train (`training.concurrently`): a result is then
+        the same alone, beside others and on any number of cores. Elsewhere one after another.
+        A job gets what it measures as arguments: the searches and models it needs are fetched
+        before, in this thread."""
+        own = threading.local()
+
+        def call(job):
+            if not hasattr(own, "template"):
+                own.template = model_copy(self.template)
+            return job(own.template)
+
+        return concurrently([functools.partial(call, job) for job in jobs], self.lab.device)
+
     def train_config(self, seed: int) -> TrainConfig:
         return TrainConfig(arch=self.arch, dataset=self.dataset, width=self.width, seed=seed, recipe=self.run.recipe)
 
@@ -132,6 +153,9 @@ class Lab:
         # cluster (lmc_claims/executor.py); the zoo stays the one source of truth either way.
         self.executor = executor if executor is not None else LocalExecutor()
         self._memo: dict = {}
+
+    def memoised(self, key: tuple) -> bool:
+        return key in self._memo
 
     def memo(self, key: tuple, compute: Callable):
         """Compute once per session."""

@@ -406,3 +406,23 @@ def test_permuted_svds_are_svds_of_the_permuted_weights(monkeypatch, arch):
         eye = torch.eye(layer.rank, dtype=torch.float64)
         np.testing.assert_allclose(layer.u.T @ layer.u, eye, atol=1e-12)
         np.testing.assert_allclose(layer.v.T @ layer.v, eye, atol=1e-12)
+
+
+def test_an_endpoint_is_evaluated_once_until_it_changes(monkeypatch):
+    model, a, b = two_inits(lambda: MLP((6,), 3, width=16, depth=2))
+    x, y = data(50, (6,), 3)
+    calls, plain = [], interp.evaluate
+    monkeypatch.setattr(interp, "evaluate", lambda *args, **kw: calls.append(1) or plain(*args, **kw))
+    first = interpolation_curve(model, a, b, x, y, LAMS)
+    n = len(calls)
+    again = interpolation_curve(model, a, b, x, y, LAMS)  # both ends remembered
+    assert n == 2 and len(calls) == n and np.array_equal(first.loss, again.loss)
+    with torch.no_grad():
+        a["layers.0.weight"].mul_(2)  # changed in place: evaluated again
+    changed = interpolation_curve(model, a, b, x, y, LAMS)
+    assert len(calls) == n + 1  # a again, b remembered
+    assert (changed.loss[0], changed.accuracy[0]) == plain(model, a, x, y)
+    with torch.inference_mode():
+        c = {k: v.clone() for k, v in a.items()}  # no version counter: never remembered
+    interp.endpoint(model, c, x, y), interp.endpoint(model, c, x, y)
+    assert len(calls) == n + 3

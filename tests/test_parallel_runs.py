@@ -55,3 +55,31 @@ def test_two_workers_match_a_serial_run(tmp_path):
         b = xr.load_dataset(tmp_path / "rep2" / rec["data_file"])
         for name in a.data_vars:
             assert a[name].equals(b[name]), name
+
+
+def test_paths_evaluated_together_give_what_each_gives_alone(tmp_path, monkeypatch):
+    """Setting.concurrently runs a measurement's paths several at once on a CPU (threads, one
+    intra-op thread each, each on its own copy of the template): every curve must be bitwise the
+    one it gives computed alone, one after another."""
+    import numpy as np
+    import torch
+
+    from lmc_claims import training
+    from lmc_claims.lab import Lab
+    from lmc_claims.measurements.shared import path_curves
+    from lmc_claims.metrics import interpolation
+    from lmc_claims.scales import get_scale
+
+    s = Lab(get_scale("smoke"), torch.device("cpu"), Zoo(tmp_path)).setting("mlp", "mnist5k", 16)
+    paths = [(s.model(0), s.model(1)), (s.model(2), s.model(3)), (s.model(0), s.permuted("wm", 0, 1)), (s.model(1), s.model(1))]
+    seen = []
+    template_job = lambda template: seen.append(template) or template  # noqa: E731
+    assert all(t is not s.template for t in s.concurrently([template_job] * 4))
+    together = path_curves(s, paths)
+    monkeypatch.setattr(training, "cpu_workers", lambda: 1)  # one core: one path after another
+    interpolation._ENDPOINTS.clear()  # the endpoints evaluated again too
+    alone = path_curves(s, paths)
+    for got, want in zip(together, alone):
+        for split in ("train", "test"):
+            assert np.array_equal(got[split].loss, want[split].loss) and np.array_equal(got[split].accuracy, want[split].accuracy)
+    assert together[3]["train"].loss_barrier == 0.0 and together[0]["train"].loss_barrier > 0

@@ -10,6 +10,7 @@ pair) holding the raw samples and the per-pair statistics the claims judge.
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -18,12 +19,12 @@ import xarray as xr
 from ..lab import Pair, Setting
 from ..metrics.combination import (SCHEMES, coefficients, combine, constant_coefficients, disagreement,
                                    moved_fraction, outputs, perturb_perms, prepared)
-from ..metrics.interpolation import DEFAULT_LAMBDAS, chord_barrier, interpolation_curve
+from ..metrics.interpolation import DEFAULT_LAMBDAS, chord_barrier
 from ..metrics.statistics import spearman
 from ..permutation.apply import apply_permutation
 from ..scales import FRACTIONS
 from ..seeds import generator
-from .shared import SPLITS, interpolation, pair_coords
+from .shared import SPLITS, interpolation, pair_coords, path_curves
 
 SEARCHES = ("naive", "wm")  # unaligned vs weight-matched B: the same c is applied to both
 ENDPOINTS = ("A", "B")
@@ -53,23 +54,31 @@ def _samples(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
         ends["disagreement"][i] = disagreement(out[0][2], out[1][2])
         again = outputs(s.template, s.model(pair[0]), x, y)[2]  # the same model evaluated again
         ends["self_disagreement"][i] = disagreement(out[0][2], again)
+        s.prefetch([(search, *pair) for search in SEARCHES if search != "naive"])
+        cells, jobs = [], []  # (search, scheme, sample), scheme None for the midpoint c = 1/2
         for j, search in enumerate(SEARCHES):
             a, b = s.model(pair[0]), s.permuted(search, *pair)
-            half = prepared(s.template, combine(a, b, constant_coefficients(s.spec, a, 0.5)), s.bn_data)
-            mid["loss"][i, j], mid["accuracy"][i, j], _ = outputs(s.template, half, x, y)
+            cells.append((j, None, None))
+            jobs.append(functools.partial(_combined, s, a, b, functools.partial(constant_coefficients, s.spec, a, 0.5), x, y))
             for k, scheme in enumerate(SCHEMES):
-                seen = []
                 for q in range(n):
                     # The search is not part of the seed: naive and WM get the same c (a paired comparison).
-                    c = coefficients(s.spec, a, scheme, generator("combination", *pair, k, q))
-                    loss, acc, pred = outputs(s.template, prepared(s.template, combine(a, b, c), s.bn_data), x, y)
-                    at = (i, j, k, q)
-                    per_sample["loss"][at], per_sample["accuracy"][at] = loss, acc
-                    per_sample["with_a"][at] = disagreement(pred, out[0][2])
-                    per_sample["with_b"][at] = disagreement(pred, out[1][2])
-                    seen.append(pred)
-                if n > 1:
-                    per_sample["with_next"][i, j, k] = [disagreement(seen[q], seen[(q + 1) % n]) for q in range(n)]
+                    c = functools.partial(coefficients, s.spec, a, scheme, generator("combination", *pair, k, q))
+                    cells.append((j, k, q))
+                    jobs.append(functools.partial(_combined, s, a, b, c, x, y))
+        seen = {}
+        for (j, k, q), (loss, acc, pred) in zip(cells, s.concurrently(jobs)):
+            if k is None:
+                mid["loss"][i, j], mid["accuracy"][i, j] = loss, acc
+                continue
+            at = (i, j, k, q)
+            per_sample["loss"][at], per_sample["accuracy"][at] = loss, acc
+            per_sample["with_a"][at] = disagreement(pred, out[0][2])
+            per_sample["with_b"][at] = disagreement(pred, out[1][2])
+            seen.setdefault((j, k), []).append(pred)
+        if n > 1:
+            for (j, k), preds in seen.items():
+                per_sample["with_next"][i, j, k] = [disagreement(preds[q], preds[(q + 1) % n]) for q in range(n)]
     dims = ("pair", "search", "scheme", "sample")
     return xr.Dataset(
         {
@@ -92,6 +101,12 @@ def _samples(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
         attrs={"batchnorm_reset": int(s.bn_data is not None), "n_test_eval": len(y), "samples_per_scheme": n,
                "combination": "theta_c = c * theta_A + (1 - c) * pi(theta_B) on the permutation spec's tensors, others from A"},
     )
+
+
+def _combined(s: Setting, a, b, make_c, x, y, template):
+    """Test loss, accuracy and predictions of theta_c = c a + (1 - c) b, c = make_c() (BatchNorm
+    statistics reset): one of a measurement's jobs (`Setting.concurrently`)."""
+    return outputs(template, prepared(template, combine(a, b, make_c()), s.bn_data), x, y)
 
 
 def combinability(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
@@ -146,15 +161,18 @@ def _robustness(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
         a, b = s.model(pair[0]), s.model(pair[1])
         end_loss[i] = [outputs(s.template, m, x, y)[0] for m in (a, b)]
         perms = s.match("wm", *pair)
-        for q, fraction in enumerate(FRACTIONS):
-            for k in range(n):
-                # One generator per sample: the broken pairs first, then the coefficients.
-                gen = generator("perturbed-combination", *pair, q, k)
-                broken = perturb_perms(perms, fraction, gen, s.spec)
-                c = coefficients(s.spec, a, "uniform", gen)
-                params = prepared(s.template, combine(a, apply_permutation(s.spec, broken, b), c), s.bn_data)
-                rows["loss"][i, q, k], rows["accuracy"][i, q, k], _ = outputs(s.template, params, x, y)
-                rows["moved"][i, q, k] = moved_fraction(perms, broken)
+
+        def sample(q, k, template):
+            # One generator per sample: the broken pairs first, then the coefficients.
+            gen = generator("perturbed-combination", *pair, q, k)
+            broken = perturb_perms(perms, FRACTIONS[q], gen, s.spec)
+            c = coefficients(s.spec, a, "uniform", gen)
+            loss, acc, _ = _combined(s, a, apply_permutation(s.spec, broken, b), lambda: c, x, y, template)
+            return loss, acc, moved_fraction(perms, broken)
+
+        cells = [(q, k) for q in range(len(FRACTIONS)) for k in range(n)]
+        for (q, k), row in zip(cells, s.concurrently([functools.partial(sample, q, k) for q, k in cells])):
+            rows["loss"][i, q, k], rows["accuracy"][i, q, k], rows["moved"][i, q, k] = row
     dims = ("pair", "fraction", "sample")
     ds = xr.Dataset(
         {
@@ -215,14 +233,13 @@ def transitivity(s: Setting, pairs: Sequence[Pair]) -> xr.Dataset:
 def _transitivity(s: Setting, pairs: Sequence[Pair]) -> xr.Dataset:
     direct = interpolation(s, pairs)[["loss", "accuracy"]]
     shape = (len(pairs), 1, len(SPLITS), len(DEFAULT_LAMBDAS))
-    loss, acc, third = np.zeros(shape), np.zeros(shape), []
-    for i, (sa, sb) in enumerate(pairs):
-        c = third_model(pairs, i)
-        third.append(c)
-        pi_a, pi_b = s.permuted("wm", c, sa), s.permuted("wm", c, sb)
+    loss, acc = np.zeros(shape), np.zeros(shape)
+    third = [third_model(pairs, i) for i in range(len(pairs))]
+    s.prefetch([("wm", c, m) for c, pair in zip(third, pairs) for m in pair])
+    paths = [(s.permuted("wm", c, sa), s.permuted("wm", c, sb)) for c, (sa, sb) in zip(third, pairs)]
+    for i, by_split in enumerate(path_curves(s, paths)):
         for k, split in enumerate(SPLITS):
-            curve = interpolation_curve(s.template, pi_a, pi_b, *s.eval_sets[split], DEFAULT_LAMBDAS, bn_data=s.bn_data)
-            loss[i, 0, k], acc[i, 0, k] = curve.loss, curve.accuracy
+            loss[i, 0, k], acc[i, 0, k] = by_split[split].loss, by_split[split].accuracy
     dims = ("pair", "search", "split", "lam")
     trans = xr.Dataset(
         {"loss": (dims, loss), "accuracy": (dims, acc)},

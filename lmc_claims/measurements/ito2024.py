@@ -5,6 +5,7 @@ merging several models by WM and by STE. Claims: `lmc_claims/catalogue/ito2024.p
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -15,14 +16,14 @@ from ..jobs import START
 from ..lab import Pair, Setting
 from ..matching.merge import average
 from ..matching.ste import differing_fraction
-from ..metrics.interpolation import DEFAULT_LAMBDAS, Line, chord_barrier, evaluate, interpolation_curve, reset_bn_stats
+from ..metrics.interpolation import DEFAULT_LAMBDAS, Line, chord_barrier, evaluate, reset_bn_stats
 from ..metrics.spectral import (ito_r_terms, layer_svds, permuted_svds, side_overlaps, singular_values, svd, vector_cosines,
                                 weight_matrices)
 from ..permutation.apply import apply_permutation, random_perms
 from ..scales import ITO_R_GAMMAS, K_FRACTIONS, TOP_FRACTION
 from ..seeds import generator
-from .shared import (SPLITS, barrier_of, barrier_reduction, curves, distances, interpolation, pair_coords,
-                     random_permutations, with_barriers)
+from .shared import (SPLITS, barrier_of, barrier_reduction, curves, distances, interpolation, pair_coords, path_curves,
+                     prefetch_curves, random_permutations, with_barriers)
 
 ALIGNMENT_SEARCHES = ("naive", "random", "wm", "ste", "ste-gr")
 STE_SEARCHES = ("ste", "ste-gr")  # Ito et al.'s recipe (decides) and Git Re-Basin's Algorithm 2 (supporting)
@@ -70,18 +71,21 @@ def shrink_distance(s: Setting, pairs: Sequence[Pair], target: xr.DataArray, spl
     the bisection's paths and the naive curve share points (`Line`), and a step stops at the first
     point that puts its barrier above the target."""
     x, y = s.eval_sets[split]
-    out = []
-    for pair, goal in zip(pairs, target.values):
-        line = Line(s.template, s.model(pair[0]), s.model(pair[1]), x, y, bn_data=s.bn_data)
+    prefetch_curves(s, [(pair, "naive") for pair in pairs])
+
+    def bisect(pair, goal, template):
+        line = Line(template, s.model(pair[0]), s.model(pair[1]), x, y, bn_data=s.bn_data)
         line.know(curves(s, pair, "naive")[split])
         lo, hi = 0.0, 1.0
         for _ in range(steps):
             t = (lo + hi) / 2
-            if line.barrier_at_most(t, float(goal), DEFAULT_LAMBDAS):
+            if line.barrier_at_most(t, goal, DEFAULT_LAMBDAS):
                 lo = t
             else:
                 hi = t
-        out.append(lo)
+        return lo
+
+    out = s.concurrently([functools.partial(bisect, pair, float(goal)) for pair, goal in zip(pairs, target.values)])
     return xr.DataArray(np.array(out), dims="pair", coords={"pair": pair_coords(pairs)},
                         attrs={"long_name": "distance ratio needed to reach the WM barrier by shrinking B towards A", "units": "1"})
 
@@ -292,12 +296,12 @@ def three_models(s: Setting, triples: Sequence[tuple[int, int, int]], searches=T
     loss = np.zeros((len(triples), len(searches), len(SPLITS), len(lams)))
     acc = np.zeros_like(loss)
     s.prefetch(three_model_searches(triples, searches))
-    for i, (a, b, c) in enumerate(triples):
-        for j, m in enumerate(searches):
-            pb, pc = s.permuted(m, a, b), s.permuted(m, a, c)
-            for k, split in enumerate(SPLITS):
-                curve = interpolation_curve(s.template, pb, pc, *s.eval_sets[split], lams, bn_data=s.bn_data)
-                loss[i, j, k], acc[i, j, k] = curve.loss, curve.accuracy
+    cells = [(i, j) for i in range(len(triples)) for j in range(len(searches))]
+    paths = [(s.permuted(searches[j], triples[i][0], triples[i][1]), s.permuted(searches[j], triples[i][0], triples[i][2]))
+             for i, j in cells]
+    for (i, j), by_split in zip(cells, path_curves(s, paths)):
+        for k, split in enumerate(SPLITS):
+            loss[i, j, k], acc[i, j, k] = by_split[split].loss, by_split[split].accuracy
     dims = ("triple", "search", "split", "lam")
     ds = xr.Dataset(
         {"triple_loss": (dims, loss, {"long_name": "loss along pi_b(b) -> pi_c(c)", "units": "nats"}),

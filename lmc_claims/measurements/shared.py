@@ -5,6 +5,7 @@ dimension: one row per independent model pair.
 
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
 import numpy as np
@@ -53,13 +54,32 @@ def random_variants(s: Setting, pair: Pair, n: int) -> list[Params]:
 def curves(s: Setting, pair: Pair, search: str) -> dict:
     """Loss / accuracy along A -> pi(B) on each split, memoised per pair and search so that
     claims asking for different searches share the work."""
+    prefetch_curves(s, [(pair, search)])
+    return s.memo("curves", pair, search, compute=None)  # prefetch_curves has put it there
 
-    def compute():
-        a, b = s.model(pair[0]), s.permuted(search, *pair)
-        return {split: interpolation_curve(s.template, a, b, x, y, DEFAULT_LAMBDAS, bn_data=s.bn_data)
-                for split, (x, y) in s.eval_sets.items()}
 
-    return s.memo("curves", pair, search, compute=compute)
+def prefetch_curves(s: Setting, wanted: Sequence[tuple[Pair, str]]) -> None:
+    """Compute the curves of (pair, search) not computed yet, together (`path_curves`)."""
+    missing = [w for w in dict.fromkeys(wanted) if not s.memoised("curves", *w)]
+    s.prefetch([(search, *pair) for pair, search in missing if search != "naive"])
+    paths = [(s.model(pair[0]), s.permuted(search, *pair)) for pair, search in missing]
+    for (pair, search), result in zip(missing, path_curves(s, paths)):
+        s.memo("curves", pair, search, compute=lambda r=result: r)
+
+
+def path_curves(s: Setting, paths: Sequence[tuple[Params, Params]]) -> list[dict]:
+    """Loss / accuracy along each path (a, b) on each split, several at once on a CPU
+    (`Setting.concurrently`): a job per path and split, so that the cores share the work evenly,
+    or per path with BatchNorm, whose statistics (reset on training data at every point) both
+    splits then share."""
+    def job(a, b, splits, template):
+        return {split: interpolation_curve(template, a, b, *s.eval_sets[split], DEFAULT_LAMBDAS, bn_data=s.bn_data)
+                for split in splits}
+
+    groups = [tuple(s.eval_sets)] if s.bn_data is not None else [(split,) for split in s.eval_sets]
+    done = s.concurrently([functools.partial(job, a, b, splits) for a, b in paths for splits in groups])
+    return [{k: v for part in done[i * len(groups):(i + 1) * len(groups)] for k, v in part.items()}
+            for i in range(len(paths))]
 
 
 def interpolation(s: Setting, pairs: Sequence[Pair], searches=("naive", "wm")) -> xr.Dataset:
@@ -68,6 +88,7 @@ def interpolation(s: Setting, pairs: Sequence[Pair], searches=("naive", "wm")) -
     lams = DEFAULT_LAMBDAS
     loss = np.zeros((len(pairs), len(searches), len(SPLITS), len(lams)))
     acc = np.zeros_like(loss)
+    prefetch_curves(s, [(pair, search) for pair in pairs for search in searches])
     for i, pair in enumerate(pairs):
         for j, search in enumerate(searches):
             c = curves(s, pair, search)

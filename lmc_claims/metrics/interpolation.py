@@ -8,9 +8,12 @@ The accuracy barrier has the same form with accuracy and the sign flipped.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
+import threading
 import warnings
 import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -132,7 +135,7 @@ def interpolation_curve(model: nn.Module, a: Params, b: Params, x, y, lambdas=DE
         return Curve(lambdas, loss, acc)
     inner = [i for i, lam in enumerate(lambdas) if lam not in (0.0, 1.0)]
     for i in sorted(set(range(len(lambdas))) - set(inner)):
-        loss[i], acc[i] = evaluate(model, lerp(a, b, float(lambdas[i])), x, y)
+        loss[i], acc[i] = endpoint(model, a if lambdas[i] == 0.0 else b, x, y)  # lerp(a, b, 0) is a, at 1 b
     if inner:
         loss[inner], acc[inner] = _interior(model, a, b, x, y, [float(lambdas[i]) for i in inner])
     return Curve(lambdas, loss, acc)
@@ -214,11 +217,11 @@ class Line:
         keys = list(dict.fromkeys(keys))
         inner = [k for k in keys if k not in (0, 1)]
         for k in keys:
-            if k in (0, 1) or self.bn_data is not None:  # the endpoints are the models themselves
-                params = lerp(self.a, self.b, float(k))
-                if self.bn_data is not None:
-                    params = reset_bn_stats(self.model, params, self.bn_data)
+            if self.bn_data is not None:
+                params = reset_bn_stats(self.model, lerp(self.a, self.b, float(k)), self.bn_data)
                 self.points[k] = evaluate(self.model, params, self.x, self.y)
+            elif k in (0, 1):  # the endpoints are the models themselves
+                self.points[k] = endpoint(self.model, self.a if k == 0 else self.b, self.x, self.y)
         if not inner or self.bn_data is not None:
             return
         lams = [float(k) for k in inner]
@@ -524,6 +527,54 @@ def _stem_input(model: nn.Module, a: Params, module: nn.Module, xb):
     finally:
         h.remove()
     return got[0] if got else None
+
+
+# -- endpoints --------------------------------------------------------------------------------
+
+ENDPOINT_MEMO = 64  # models whose evaluation is remembered
+_ENDPOINTS: OrderedDict = OrderedDict()  # key -> (model, tensors with their versions, (loss, accuracy))
+_ENDPOINTS_LOCK = threading.Lock()
+_COPIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # copy -> the model it copies
+
+
+def model_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of `model` for another thread (functional_call swaps a module's parameters while
+    it runs), which `endpoint` takes for the model itself."""
+    twin = copy.deepcopy(model)
+    _COPIES[twin] = _COPIES.get(model, model)
+    return twin
+
+
+def endpoint(model: nn.Module, params: Params, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
+    """`evaluate(model, params, x, y)`, remembered (for the last ENDPOINT_MEMO models) while the
+    same tensors hold the same values: one model ends many paths (A starts the path to B under
+    every search, on each split), and its value is the same on all."""
+    tensors = [x, y, *params.values()]
+    versions = [_version(t) for t in tensors]
+    if None in versions:  # a tensor whose in-place changes are not counted: no memory
+        return evaluate(model, params, x, y)
+    origin = _COPIES.get(model, model)
+    key = (id(origin), tuple(params), *map(id, tensors))
+    with _ENDPOINTS_LOCK:  # paths are evaluated from several threads at once (Setting.concurrently)
+        hit = _ENDPOINTS.get(key)
+        if (hit is not None and hit[0]() is origin
+                and all(r() is t and v == now for (r, v), t, now in zip(hit[1], tensors, versions))):
+            _ENDPOINTS.move_to_end(key)
+            return hit[2]
+    value = evaluate(model, params, x, y)
+    with _ENDPOINTS_LOCK:
+        _ENDPOINTS[key] = (weakref.ref(origin), [(weakref.ref(t), v) for t, v in zip(tensors, versions)], value)
+        while len(_ENDPOINTS) > ENDPOINT_MEMO:
+            _ENDPOINTS.popitem(last=False)
+    return value
+
+
+def _version(t) -> int | None:
+    """The in-place change counter of a tensor; None for one without (made in inference mode)."""
+    try:
+        return t._version if isinstance(t, torch.Tensor) else None
+    except RuntimeError:
+        return None
 
 
 # -- BatchNorm statistics along a path ---------------------------------------------------------
