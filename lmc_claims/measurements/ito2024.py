@@ -23,7 +23,7 @@ from ..permutation.apply import apply_permutation, random_perms
 from ..scales import ITO_R_GAMMAS, K_FRACTIONS, TOP_FRACTION
 from ..seeds import generator
 from .shared import (SPLITS, barrier_of, barrier_reduction, curves, distances, interpolation, pair_coords, path_curves,
-                     prefetch_curves, random_permutations, with_barriers)
+                     prefetch_curves, random_permutations)
 
 ALIGNMENT_SEARCHES = ("naive", "random", "wm", "ste", "ste-gr")
 STE_SEARCHES = ("ste", "ste-gr")  # Ito et al.'s recipe (decides) and Git Re-Basin's Algorithm 2 (supporting)
@@ -73,9 +73,9 @@ def shrink_distance(s: Setting, pairs: Sequence[Pair], target: xr.DataArray, spl
     x, y = s.eval_sets[split]
     prefetch_curves(s, [(pair, "naive") for pair in pairs])
 
-    def bisect(pair, goal, template):
-        line = Line(template, s.model(pair[0]), s.model(pair[1]), x, y, bn_data=s.bn_data)
-        line.know(curves(s, pair, "naive")[split])
+    def bisect(a, b, naive, goal, template):
+        line = Line(template, a, b, x, y, bn_data=s.bn_data)
+        line.know(naive)
         lo, hi = 0.0, 1.0
         for _ in range(steps):
             t = (lo + hi) / 2
@@ -85,7 +85,8 @@ def shrink_distance(s: Setting, pairs: Sequence[Pair], target: xr.DataArray, spl
                 hi = t
         return lo
 
-    out = s.concurrently([functools.partial(bisect, pair, float(goal)) for pair, goal in zip(pairs, target.values)])
+    out = s.concurrently([functools.partial(bisect, s.model(a), s.model(b), curves(s, (a, b), "naive")[split], float(goal))
+                          for (a, b), goal in zip(pairs, target.values)])
     return xr.DataArray(np.array(out), dims="pair", coords={"pair": pair_coords(pairs)},
                         attrs={"long_name": "distance ratio needed to reach the WM barrier by shrinking B towards A", "units": "1"})
 

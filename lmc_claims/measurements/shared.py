@@ -9,7 +9,6 @@ import functools
 from typing import Sequence
 
 import numpy as np
-import torch
 import xarray as xr
 
 from ..lab import Pair, Setting
@@ -18,7 +17,7 @@ from ..metrics.geometry import energy_count
 from ..metrics.interpolation import DEFAULT_LAMBDAS, chord_barrier, interpolation_curve
 from ..metrics.spectral import layer_svds
 from ..metrics.statistics import slope_vs_log_width
-from ..permutation.apply import Params, apply_permutation, random_perms
+from ..permutation.apply import Params, Perms, apply_permutation, random_perms
 from ..scales import ENERGY
 from ..seeds import generator
 
@@ -38,7 +37,7 @@ def seeds_of(pairs: Sequence[Pair]) -> list[int]:
     return [s for p in pairs for s in p]
 
 
-def random_permutations(s: Setting, pair: Pair, n: int) -> list[dict[str, torch.Tensor]]:
+def random_permutations(s: Setting, pair: Pair, n: int) -> list[Perms]:
     """n random permutations of the pair's model B (the baseline for distances and alignment)."""
     b = s.model(pair[1])
     gen = generator("random-perms", *pair)

@@ -256,10 +256,6 @@ def _merge_panels(ds) -> list[tuple[str, str]]:
     return [(var, label) for var, label in (("test_accuracy", "test accuracy"), ("test_loss", "test loss (nats)")) if var in ds]
 
 
-def _merge_panels(ds) -> list[tuple[str, str]]:
-    return [(var, label) for var, label in (("test_accuracy", "test accuracy"), ("test_loss", "test loss (nats)")) if var in ds]
-
-
 @figure("merged-models", needs={"test_accuracy": ("model_set", "search")},
         caption="Test accuracy and loss of the merged model for each way of aligning the models before averaging. "
         "Bars: mean ± one standard deviation over model sets; lines join the values of one model set.",
