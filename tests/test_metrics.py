@@ -426,3 +426,24 @@ def test_an_endpoint_is_evaluated_once_until_it_changes(monkeypatch):
         c = {k: v.clone() for k, v in a.items()}  # no version counter: never remembered
     interp.endpoint(model, c, x, y), interp.endpoint(model, c, x, y)
     assert len(calls) == n + 3
+
+
+def test_permuted_svds_decompose_a_matrix_a_permutation_changes_otherwise(monkeypatch):
+    from lmc_claims.metrics.spectral import layer_svds, permuted_svds
+    from lmc_claims.permutation import apply as apply_module
+
+    model, spec, params = random_mlp(0, width=8)
+    perms = random_perms(spec, params, torch.Generator().manual_seed(1))
+    plain = apply_module.apply_permutation
+
+    def scaling(spec_, perms_, params_):  # a "permutation" that also scales the first layer's weights
+        out = plain(spec_, perms_, params_)
+        return {**out, "layers.0.weight": out["layers.0.weight"] * 2}
+
+    monkeypatch.setattr(apply_module, "apply_permutation", scaling)
+    derived = {l.name: l for l in permuted_svds(spec, perms, params, layer_svds(spec, params))}
+    fresh = {l.name: l for l in layer_svds(spec, scaling(spec, perms, params))}
+    w = derived["layers.0.weight"]
+    np.testing.assert_allclose(w.u @ torch.diag(w.s) @ w.v.T, fresh["layers.0.weight"].u @ torch.diag(fresh["layers.0.weight"].s)
+                               @ fresh["layers.0.weight"].v.T, atol=1e-12)
+    assert torch.equal(w.u, fresh["layers.0.weight"].u)  # decomposed afresh, not moved

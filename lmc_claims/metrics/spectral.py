@@ -115,12 +115,12 @@ def permuted_svds(spec: PermutationSpec, perms: dict[str, torch.Tensor], params:
     out = []
     for layer in svds:
         index = moved[layer.name].long()
-        cols = index.shape[1]
-        r = index[:, 0] // cols if index.numel() else index[:, :0].reshape(-1)
-        c = index[0] % cols if index.numel() else index[:0].reshape(-1)
-        if index.numel() and torch.equal(index, r[:, None] * cols + c[None, :]):
-            out.append(LayerSVD(layer.name, layer.u[r], layer.s, layer.v[c], layer.rows_permuted, layer.cols_permuted))
-            continue
+        if index.numel():  # an empty matrix has nothing to move (decomposed below)
+            cols = index.shape[1]
+            r, c = index[:, 0] // cols, index[0] % cols
+            if torch.equal(index, r[:, None] * cols + c[None, :]):
+                out.append(LayerSVD(layer.name, layer.u[r], layer.s, layer.v[c], layer.rows_permuted, layer.cols_permuted))
+                continue
         if fresh is None:
             fresh = {l.name: l for l in layer_svds(spec, apply_permutation(spec, perms, params))}
         out.append(fresh[layer.name])
