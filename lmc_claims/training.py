@@ -113,14 +113,22 @@ def concurrent_safe(model: nn.Module) -> bool:
 
 
 def concurrently(jobs: list[Callable[[], T]], device: torch.device | str, workers: int | None = None) -> list[T]:
-    """Run training jobs, on a CPU up to `workers` (default `cpu_workers()`) at once with one
-    intra-op thread each, elsewhere one after another. Results in the jobs' order."""
+    """Run jobs (training, STE searches, a measurement's evaluations), on a CPU up to `workers`
+    (default `cpu_workers()`) at once with one intra-op thread each, elsewhere one after another.
+    Results in the jobs' order; when one fails, or Ctrl-C arrives, the jobs not started are dropped."""
     workers = 1 if torch.device(device).type != "cpu" else min(workers or cpu_workers(), len(jobs))
     with cpu_threads(device):
         if workers <= 1:
             return [job() for job in jobs]
-        with ThreadPoolExecutor(workers, thread_name_prefix="lmc-train") as pool:
+        pool = ThreadPoolExecutor(workers, thread_name_prefix="lmc-work")
+        try:
             return [f.result() for f in [pool.submit(job) for job in jobs]]
+        except BaseException:
+            # A job that failed, or Ctrl-C: the jobs not started are dropped (the running ones finish).
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
 
 
 def train(config: TrainConfig, data: TensorData, device: torch.device, progress: ProgressFn | None = None):

@@ -83,3 +83,40 @@ def test_paths_evaluated_together_give_what_each_gives_alone(tmp_path, monkeypat
         for split in ("train", "test"):
             assert np.array_equal(got[split].loss, want[split].loss) and np.array_equal(got[split].accuracy, want[split].accuracy)
     assert together[3]["train"].loss_barrier == 0.0 and together[0]["train"].loss_barrier > 0
+
+
+def test_a_failing_job_drops_the_jobs_not_started(monkeypatch):
+    """training.concurrently (training, STE, measurements): when a job fails (or Ctrl-C reaches the
+    waiting thread) the queued jobs are cancelled, not run to the end first. Synchronised on events:
+    job 1 holds the second worker until the pool has cancelled what is queued."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import pytest
+
+    from lmc_claims.training import concurrently
+
+    held, release, ran = threading.Event(), threading.Event(), []
+    plain = ThreadPoolExecutor.shutdown
+
+    def shutdown(self, wait=True, *, cancel_futures=False):
+        plain(self, wait=False, cancel_futures=cancel_futures)
+        if cancel_futures:
+            release.set()  # the queue is cancelled: let the held jobs finish
+        plain(self, wait=wait)
+
+    monkeypatch.setattr(ThreadPoolExecutor, "shutdown", shutdown)
+
+    def job(i):
+        def run():
+            ran.append(i)
+            if i == 0:
+                held.wait(timeout=60)  # the timeouts only keep a broken pool from hanging the test
+                raise ValueError("job 0 failed")
+            held.set()
+            release.wait(timeout=5)
+        return run
+
+    with pytest.raises(ValueError, match="job 0 failed"):
+        concurrently([job(i) for i in range(20)], "cpu", workers=2)
+    assert set(ran) <= {0, 1, 2} and {0, 1} <= set(ran)  # the two workers' first jobs, at most one more
