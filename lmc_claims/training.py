@@ -123,12 +123,9 @@ def concurrently(jobs: list[Callable[[], T]], device: torch.device | str, worker
         pool = ThreadPoolExecutor(workers, thread_name_prefix="lmc-work")
         try:
             return [f.result() for f in [pool.submit(job) for job in jobs]]
-        except BaseException:
-            # A job that failed, or Ctrl-C: the jobs not started are dropped (the running ones finish).
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
         finally:
-            pool.shutdown(wait=True)
+            # After a job that failed, or Ctrl-C, the jobs not started are dropped (the running ones finish).
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def train(config: TrainConfig, data: TensorData, device: torch.device, progress: ProgressFn | None = None):

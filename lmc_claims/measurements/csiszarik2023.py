@@ -54,7 +54,6 @@ def _samples(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
         ends["disagreement"][i] = disagreement(out[0][2], out[1][2])
         again = outputs(s.template, s.model(pair[0]), x, y)[2]  # the same model evaluated again
         ends["self_disagreement"][i] = disagreement(out[0][2], again)
-        s.prefetch([(search, *pair) for search in SEARCHES if search != "naive"])
         cells, jobs = [], []  # (search, scheme, sample), scheme None for the midpoint c = 1/2
         for j, search in enumerate(SEARCHES):
             a, b = s.model(pair[0]), s.permuted(search, *pair)

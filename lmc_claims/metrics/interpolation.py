@@ -224,20 +224,11 @@ class Line:
                 self.points[k] = endpoint(self.model, self.a if k == 0 else self.b, self.x, self.y)
         if not inner or self.bn_data is not None:
             return
-        lams = [float(k) for k in inner]
         self.model.eval()
         with torch.no_grad():
             if not self._stem:
                 self._stem.append(_Stem.find(self.model, self.a, self.b, self._batches))
-            stem, chunk = self._stem[0], _vmap_chunk(self.model, self.a, self.x, lams)
-            try:
-                loss, acc = _run(self.model, self.a, self.b, self._batches, lams, stem, chunk)
-            except Exception as e:  # noqa: BLE001  (as in _interior: one point at a time then)
-                if chunk == 1:
-                    raise
-                if not isinstance(e, torch.OutOfMemoryError):
-                    _give_up_vmap(self.model, e)
-                loss, acc = _run(self.model, self.a, self.b, self._batches, lams, stem, 1)
+            loss, acc = _points(self.model, self.a, self.b, self.x, self._batches, [float(k) for k in inner], self._stem[0])
         for k, l_, a_ in zip(inner, loss, acc):
             self.points[k] = (float(l_), float(a_))
 
@@ -286,16 +277,20 @@ def _interior(model: nn.Module, a: Params, b: Params, x, y, lams: list[float]):
     model.eval()
     batches = _batches(x, y)
     with torch.no_grad():
-        stem = _Stem.find(model, a, b, batches)
-        chunk = _vmap_chunk(model, a, x, lams)
-        if chunk > 1:
-            try:
-                return _run(model, a, b, batches, lams, stem, chunk)
-            except torch.OutOfMemoryError:
-                pass  # the batched pass only: one point at a time needs less
-            except Exception as e:  # noqa: BLE001  (whatever vmap cannot do, the plain forward can)
-                _give_up_vmap(model, e)
-        return _run(model, a, b, batches, lams, stem, 1)
+        return _points(model, a, b, x, batches, lams, _Stem.find(model, a, b, batches))
+
+
+def _points(model: nn.Module, a: Params, b: Params, x, batches, lams: list[float], stem):
+    """`_run` in chunks of `_vmap_chunk` points, or one point at a time where the batched pass fails."""
+    chunk = _vmap_chunk(model, a, x, lams)
+    if chunk > 1:
+        try:
+            return _run(model, a, b, batches, lams, stem, chunk)
+        except torch.OutOfMemoryError:
+            pass  # the batched pass only: one point at a time needs less
+        except Exception as e:  # noqa: BLE001  (whatever vmap cannot do, the plain forward can)
+            _give_up_vmap(model, e)
+    return _run(model, a, b, batches, lams, stem, 1)
 
 
 def _give_up_vmap(model: nn.Module, e: Exception) -> None:
