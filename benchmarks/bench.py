@@ -64,6 +64,7 @@ import lmc_claims.matching.weight as wm  # noqa: E402
 from lmc_claims.data import load_dataset  # noqa: E402
 from lmc_claims.permutation import PermutationSpec, apply_permutation  # noqa: E402
 import lmc_claims.training as training  # noqa: E402
+import lmc_claims.cpu as cpu  # noqa: E402
 from lmc_claims.cpu import cpu_workers  # noqa: E402
 from lmc_claims.training import Recipe, TrainConfig, make_model, train, train_many  # noqa: E402
 
@@ -682,7 +683,7 @@ def report(res: dict) -> str:
              f"{rate(t['matmul_before'])}; after {rate(t['matmul_after'])}; the machine's rate is taken as the best, "
              f"**{t['matmul_flops'] / 1e9:.1f} GFLOP/s**")
     L.append(f"- training as a claims run does it (`train_many`, {t['n_together']} models at once, "
-             f"{t['workers']} worker(s), `training.TRAIN_THREADS` = {t['train_threads']} intra-op thread each; {t['desc']}): "
+             f"{t['workers']} worker(s), `cpu.TRAIN_THREADS` = {t['train_threads']} intra-op thread each; {t['desc']}): "
              f"{t['params']:,} params, {t['samples']} samples per model, {t['together_s']:.2f} s for both: "
              f"{t['samples_per_s']:.0f} samples/s = {t['flops'] / 1e9:.1f} GFLOP/s (6 x params x samples) = "
              f"**{100 * t['fraction']:.0f}% of the matmul rate**")
@@ -813,16 +814,16 @@ def main(argv=None) -> int:
     models, spec, info = mlp_pair(epochs)
     tr = info.pop("train")
     # Diagnostic: the same training (seed 0) alone with torch's default threads instead of
-    # training.TRAIN_THREADS.
+    # cpu.TRAIN_THREADS.
     log("training seed 0 again with torch's default threads (diagnostic) ...")
     data = load_dataset("mnist5k")
-    shipped, training.TRAIN_THREADS = training.TRAIN_THREADS, None
+    shipped, cpu.TRAIN_THREADS = cpu.TRAIN_THREADS, None
     try:
         t = time.perf_counter()
         train(TrainConfig(arch="mlp", dataset="mnist5k", width=512, seed=0, recipe=Recipe(epochs=epochs)), data, torch.device("cpu"))
         default_threads_s = time.perf_counter() - t
     finally:
-        training.TRAIN_THREADS = shipped
+        cpu.TRAIN_THREADS = shipped
     after = rates()
     flops_per_model = 6 * tr["params"] * tr["samples_per_model"]
     matmul_flops = max(list(before.values()) + list(after.values()))
@@ -834,7 +835,7 @@ def main(argv=None) -> int:
         "samples_per_s": tr["n_together"] * tr["samples_per_model"] / tr["together_s"],
         "alone_s": tr["alone_s"], "alone_flops": flops_per_model / tr["alone_s"], "same_bits": tr["same_bits"],
         "matmul_n": 2048, "matmul_before": before, "matmul_after": after, "matmul_flops": matmul_flops,
-        "threads": default_threads, "train_threads": training.TRAIN_THREADS,
+        "threads": default_threads, "train_threads": cpu.TRAIN_THREADS,
         "default_threads_s": default_threads_s, "default_threads_flops": flops_per_model / default_threads_s,
     }
     for k in ("", "alone_", "default_threads_"):

@@ -30,8 +30,10 @@ from pathlib import Path
 
 import torch
 
-from lmc_claims.executor import DaskExecutor, LocalExecutor
-from lmc_claims.jobs import DataRef, TrainJob, entry_complete, train_payload
+from lmc_claims.build.compute import train_payload
+from lmc_claims.build.dask_cluster import DaskExecutor
+from lmc_claims.build.jobs import DataRef, TrainJob, entry_complete
+from lmc_claims.build.local import LocalExecutor
 from lmc_claims.lab import Lab
 from lmc_claims.plan import for_claims
 from lmc_claims.scales import get_scale
@@ -60,7 +62,7 @@ def build(scale_name: str, claim_ids, archs, executor, root: Path) -> tuple[floa
     lab = Lab(scale, torch.device("cpu"), Zoo(root), executor=executor)
     plan = for_claims(scale, claim_ids)
     t0 = time.perf_counter()
-    summary = executor.prebuild(lab, plan)
+    summary = executor.prebuild(plan.jobs(lab), lab.builds)
     return time.perf_counter() - t0, summary.submitted
 
 
@@ -96,17 +98,17 @@ def overhead(ex: DaskExecutor, root: Path, n: int = 200) -> dict:
                                  recipe=Recipe(epochs=1, batch_size=64, n_train=64)), ref, "cpu", ref.fingerprint())
             for s in range(40)]
     data = ref.load()
-    here = type("L", (), {"zoo": Zoo(root / "local")})()
+    here = Zoo(root / "local")
     t0 = time.perf_counter()
-    for j in jobs:
-        LocalExecutor().fetch(here, j, lambda: train_payload(j.config, data, torch.device("cpu"))[0])
+    for j in jobs:  # the local executor's path: the zoo around the computation
+        here.fetch(j.kind, j.zoo_config, j.device, lambda: train_payload(j.config, data, torch.device("cpu"))[0])
     local = (time.perf_counter() - t0) / len(jobs)
-    lab = type("L", (), {"zoo": Zoo(root / "dask")})()
+    there = Zoo(root / "dask")
     t0 = time.perf_counter()
     for j in jobs:  # one at a time: the path's latency, not the cluster's throughput
-        ex.fetch(lab, j, build=None)
+        ex.fetch(there, j)
     remote = (time.perf_counter() - t0) / len(jobs)
-    assert all(entry_complete(lab.zoo, j) for j in jobs)
+    assert all(entry_complete(there, j) for j in jobs)
     return {"round_trip_ms": 1000 * round_trip, "noop_per_s": throughput, "tiny_local_ms": 1000 * local,
             "tiny_dask_ms": 1000 * remote}
 

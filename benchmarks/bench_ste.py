@@ -64,7 +64,7 @@ def main() -> None:
     # Warm-up outside the timings: torch imports its compiler stack on the first optimiser, and the
     # first forward and backward passes allocate.
     ste_matching(s.spec, s.template, s.model(pairs[0][0]), s.model(pairs[0][1]), s.data.x_train, s.data.y_train,
-                 replace(s.lab.ste_recipe("ste", *pairs[0]), max_steps=2))
+                 replace(s.ste_recipe("ste", *pairs[0]), max_steps=2))
 
     def fresh():
         # The models come from the shared cache; the searches go to a throw-away copy of it.
@@ -75,12 +75,12 @@ def main() -> None:
     def reference(s):
         out = []
         for a, b in pairs:
-            recipe = s.lab.ste_recipe("ste", a, b)
+            recipe = s.ste_recipe("ste", a, b)
             out.append(ste_matching(s.spec, s.template, s.model(a), s.model(b), s.data.x_train, s.data.y_train, recipe).perms)
         return out
 
     def one_thread(s):
-        with cpu_threads(s.lab.device):
+        with cpu_threads(s.device):
             return reference(s)
 
     def together(s):
@@ -111,10 +111,10 @@ def main() -> None:
 
     a, b = pairs[0]
     prof = cProfile.Profile()
-    with cpu_threads(s.lab.device):
+    with cpu_threads(s.device):
         prof.enable()
         res = ste_matching(s.spec, s.template, s.model(a), s.model(b), s.data.x_train, s.data.y_train,
-                           s.lab.ste_recipe("ste", a, b))
+                           s.ste_recipe("ste", a, b))
         prof.disable()
     stats = pstats.Stats(prof).stats
     total = sum(v[3] for k, v in stats.items() if k[2] == "ste_matching")

@@ -1,3 +1,3 @@
 """lmc-claims: claims about linear mode connectivity as executable pytest claim tests."""
 
-__version__ = "0.1.0"
+from .version import __version__  # noqa: F401

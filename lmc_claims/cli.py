@@ -108,17 +108,18 @@ def cmd_prebuild(args) -> int:
     --claims-executor=dask), without running the claim tests: a batch job before `pytest -m claims`."""
     from .data import set_data_root
     from .device import resolve_device
-    from .executor import make_executor
-    from .lab import Lab, Progress
+    from .build.choose import make_executor
+    from .lab import Lab
+    from .options import Options, split_list
     from .plan import for_claims
-    from .session import ClaimsSession, _split
+    from .progress import Progress
     from .zoo import Zoo, default_cache_dir
 
     if args.claims_data_root:
         set_data_root(args.claims_data_root)
-    cs = ClaimsSession(scale_name=args.claims_scale, archs=_split(args.claims_arch), claim_ids=_split(args.claims_id),
+    cs = Options(scale_name=args.claims_scale, archs=split_list(args.claims_arch), claim_ids=split_list(args.claims_id),
                        device_name=args.claims_device, cache_dir=None, report_dir=Path("."),
-                       datasets=_split(args.claims_dataset), data_root=args.claims_data_root, quiet=args.quiet,
+                       datasets=split_list(args.claims_dataset), data_root=args.claims_data_root, quiet=args.quiet,
                        is_worker=False)
     from .catalogue import get_claim
 
@@ -132,7 +133,7 @@ def cmd_prebuild(args) -> int:
                              shared_cache_root=zoo.root.resolve() if args.claims_shared_cache else None)
     try:
         lab = Lab(scale, device, zoo, progress, executor)
-        summary = executor.prebuild(lab, for_claims(scale, cs.claim_ids))
+        summary = executor.prebuild(for_claims(scale, cs.claim_ids).jobs(lab), lab.builds)
     except KeyboardInterrupt:
         print("lmc-claims: interrupted; outstanding jobs cancelled (the cache holds what was finished)", file=sys.stderr)
         return 130

@@ -19,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from .datasets import INPUT_SHAPES, NAMES, check_dataset_name, pca_parts  # noqa: F401  (names live in the config layer)
 from .errors import LmcClaimsError, unknown_name
 
 SPLIT_SEED = 20240206  # fixed: the train/test split is part of the dataset's identity
@@ -108,6 +109,11 @@ _DATA_ROOT: list[Path] = []
 
 def set_data_root(path) -> None:
     _DATA_ROOT[:] = [Path(path).expanduser()]
+
+
+def given_data_root() -> str | None:
+    """The data root set with `set_data_root` (--claims-data-root), None when none was given."""
+    return str(_DATA_ROOT[0]) if _DATA_ROOT else None
 
 
 def data_root() -> Path:
@@ -217,34 +223,7 @@ DATASETS: dict[str, Callable[[], TensorData]] = {
     **{name: (lambda n=name: _from_torchvision(n)) for name in ROOT_DATASETS},
 }
 EMBEDDED = ("mnist5k", "digits", "mnist1d")
-
-# "<base>-pca<k>": a registered dataset projected onto its top k principal components, so the
-# input dimension (and with it the dimension of the first layer's neuron weights) can be
-# varied on the same images (Ferbach et al. 2024 relate LMC to that dimension).
-_PCA_NAME = re.compile(r"^(?P<base>.+)-pca(?P<k>[1-9][0-9]*)$")
-
-
-def pca_parts(name: str) -> tuple[str, int] | None:
-    """(base, k) for a "<base>-pca<k>" name over a registered base dataset, else None."""
-    m = _PCA_NAME.match(name)
-    if m is None or m["base"] not in DATASETS:
-        return None
-    return m["base"], int(m["k"])
-
-
-class _InputShapes(dict):
-    """Input shapes by dataset name; "<base>-pca<k>" names resolve to (k,)."""
-
-    def __missing__(self, name: str) -> tuple[int, ...]:
-        parts = pca_parts(name)
-        if parts is None:
-            raise KeyError(name)
-        return (parts[1],)
-
-
-# Input shapes without loading the data (used to check a user's architecture at start-up).
-INPUT_SHAPES = _InputShapes({"mnist5k": (1, 28, 28), "digits": (1, 8, 8), "mnist1d": (40,), "mnist": (1, 28, 28),
-                             "fashion_mnist": (1, 28, 28), "cifar10": (3, 32, 32)})
+assert tuple(DATASETS) == NAMES, "datasets.NAMES lists every loader of DATASETS"
 
 _CACHE: dict[str, TensorData] = {}
 
@@ -256,19 +235,6 @@ def describe(name: str) -> str:
         return (f"{base} projected onto its top {k} principal components (fitted on its training split), "
                 f"{k} input features")
     return ROOT_DATASETS[name].description if name in ROOT_DATASETS else (DATASETS[name].__doc__ or "").strip()
-
-
-def check_dataset_name(name: str) -> None:
-    if name in DATASETS:
-        return
-    parts = pca_parts(name)
-    if parts is None:
-        raise unknown_name("dataset", name, DATASETS)
-    base, k = parts
-    features = math.prod(INPUT_SHAPES[base])
-    if k > features:
-        raise LmcClaimsError(f"Dataset {name!r} asks for {k} principal components of {base!r}, which has "
-                             f"only {features} input features.", f"use {base}-pcaK with K <= {features}.")
 
 
 def availability(name: str) -> str | None:

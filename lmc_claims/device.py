@@ -3,8 +3,7 @@
 import torch
 
 from .errors import LmcClaimsError, unknown_name
-
-DEVICE_CHOICES = ("auto", "cpu", "cuda")
+from .names import DEVICE_CHOICES
 
 
 def resolve_device(name: str = "auto") -> torch.device:

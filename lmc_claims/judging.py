@@ -76,6 +76,28 @@ class Published:
         return self.low <= mean <= self.high
 
 
+# What a claim's tests build, besides its pairs' models: the family of settings it measures and
+# what it uses there. `uses` holds matching methods (names.METHODS) and these protocol designs
+# (designs.py): Ito et al.'s triples and merge sets, the transitivity claim's third models, and the
+# scale's reference MLP (scales.reference_mlp) with its pairs matched by WM.
+MAIN, TWO_LAYER = "main", "two-layer"
+TRIPLES, MERGES, TRANSITIVE, REFERENCE = "triples", "merges", "transitive", "reference-mlp"
+
+
+@dataclass(frozen=True)
+class Needs:
+    family: str = MAIN  # MAIN: the scale's runs; TWO_LAYER: its two-layer family (scales.two_layer_family)
+    uses: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, *uses: str, family: str = MAIN) -> "Needs":
+        return cls(family, tuple(sorted(set(uses))))
+
+
+# A claim that declares nothing gets everything either family can use built up front.
+EVERYTHING = Needs(None, ("am", MERGES, REFERENCE, "ste", "ste-gr", TRANSITIVE, TRIPLES, "wm"))
+
+
 @dataclass(frozen=True)
 class Claim:
     id: str
@@ -91,6 +113,7 @@ class Claim:
     split_source: str = ""  # why that split
     published: tuple[Published, ...] = ()
     headline: bool = False  # one of the claims the summary leads with
+    needs: Needs = EVERYTHING  # what its tests build (plan.py submits it up front)
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -1,7 +1,8 @@
 """pytest plugin: options, markers, fixtures and hooks for claim tests; nothing else.
 
-Kept thin and cheap to import (torch is imported inside fixtures and option checks). The run's
-state and rules (judging, recording, parametrising) live in `session.py`.
+Kept thin and cheap to import (torch is imported inside fixtures only). The run's options,
+state, parametrisation, judging and wiring live in `options.py`, `session.py`, `params.py`,
+`verify.py` and `runner.py`.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ import argparse
 import pytest
 
 from .errors import LmcClaimsError
-from .session import ClaimsSession, claims_selected, parametrize, tag_claim_tests  # noqa: F401
-from .session import verify as verify_and_record
+from .options import claims_selected
+from .params import parametrize, tag_claim_tests
+from .session import ClaimsSession
+from .verify import verify as verify_and_record
 
 _KEY = pytest.StashKey[ClaimsSession]()
 _LAB = pytest.StashKey[object]()  # the run's Lab, made by the claims_lab fixture or the prebuild
@@ -41,15 +44,15 @@ def _scale_names():
 
 
 def _device_names():
-    from .device import DEVICE_CHOICES
+    from .names import DEVICE_CHOICES
 
     return DEVICE_CHOICES
 
 
 def _executor_names():
-    from .session import executor_names
+    from .names import EXECUTORS
 
-    return executor_names()
+    return EXECUTORS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -107,7 +110,7 @@ def _xdist_controller(config: pytest.Config) -> bool:
 
 def _share_cluster(config: pytest.Config, session: ClaimsSession) -> None:
     """Under pytest-xdist, one LocalCluster for all workers (each worker is a client of it)."""
-    from .session import share_cluster
+    from .runner import share_cluster
 
     try:
         cluster = share_cluster(session)
@@ -153,8 +156,9 @@ def _lab(config: pytest.Config):
     """The run's Lab (made once): its zoo, device and executor."""
     if _LAB not in config.stash:
         from .device import resolve_device
-        from .lab import Lab, Progress
-        from .session import make_executor
+        from .lab import Lab
+        from .progress import Progress
+        from .runner import make_executor
         from .zoo import Zoo, default_cache_dir
 
         cs = config.stash[_KEY]
@@ -187,8 +191,8 @@ def _terminal_writer(config: pytest.Config):
 @pytest.fixture
 def verify(request, claims_session, claims_lab):
     """verify(claim_id, dataset, config=..., seeds=..., notes=...): judge, write the netCDF, record,
-    then fail / skip (inconclusive) / return the judgements; see `session.verify`."""
-    return lambda claim_id, ds, **kw: verify_and_record(claims_session, claims_lab, request.node, claim_id, ds, **kw)
+    then fail / skip (inconclusive) / return the judgements; see `verify.verify`."""
+    return lambda claim_id, ds, **kw: verify_and_record(claims_session.report_dir, claims_lab, request.node, claim_id, ds, **kw)
 
 
 # -- hooks of the run's ClaimsSession -------------------------------------------------
@@ -212,7 +216,7 @@ class _Hooks:
         items = [i for i in session.items if "claims" in i.keywords]
         if not items:
             return
-        from .session import prebuild
+        from .runner import prebuild
 
         prebuild(_lab(session.config), items)
 

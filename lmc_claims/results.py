@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from . import __version__
+from .version import __version__
 from .errors import LmcClaimsError
 from .files import atomic_write
 from .judging import VERDICTS, Claim, Judgement

@@ -18,11 +18,10 @@ import math
 
 import numpy as np
 
-from .data import INPUT_SHAPES, pca_parts
+from .datasets import INPUT_SHAPES, pca_parts
 from .errors import LmcClaimsError, unknown_name
-from .matching.ste import GIT_REBASIN_RECIPE, ITO_RECIPE, SteRecipe
-from .models.registry import TAG
-from .training import Recipe
+from .names import TAG
+from .recipes import GIT_REBASIN_RECIPE, ITO_RECIPE, Recipe, SteRecipe
 
 # -- measurement protocols: fixed numbers shared by every scale (sources in each comment) ------
 

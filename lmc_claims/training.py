@@ -5,63 +5,20 @@ from __future__ import annotations
 import functools
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from typing import Callable, TypeVar
+from typing import Callable
 
 import torch
 from torch import nn
 
-from .cpu import cpu_workers, limit_threads
+from .cpu import concurrent_safe, concurrently, cpu_threads  # noqa: F401  (the thread rules live in cpu)
 from .data import TensorData
 from .errors import LmcClaimsError
 from .models.registry import build_model
+from .recipes import Recipe, TrainConfig
 from .seeds import generator
 
 
-@dataclass(frozen=True)
-class Recipe:
-    """How a model is trained: everything but which model (architecture, width, seed)."""
-
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3  # Adam, as Git Re-Basin's MLP experiments
-    weight_decay: float = 0.0
-    n_train: int | None = None  # first n training examples; None = all
-    # "adam", "adamw" (decoupled weight decay: Theus et al.'s ViT), or "sgd" (plain SGD unless momentum is
-    # set: mean-field theory's setting)
-    optimizer: str = "adam"
-    momentum: float = 0.0  # SGD only
-    # Linear warm-up from 1e-6 over this many steps before the cosine decay (Ferbach et al.'s Figure 2
-    # protocol: 10 steps); 0 = none.
-    warmup_steps: int = 0
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    arch: str = "mlp"
-    dataset: str = "mnist5k"
-    width: int = 512  # hidden units (MLP) or width multiplier (conv nets)
-    seed: int = 0
-    recipe: Recipe = Recipe()
-
-    def as_dict(self) -> dict:
-        """The cache key's training part: one flat dict of the model and its recipe."""
-        d = {k: v for k, v in asdict(self).items() if k != "recipe"}
-        d.update(asdict(self.recipe))
-        # Fields at their defaults are left out: keys of models trained before a field existed stay valid.
-        for name, default in (("optimizer", "adam"), ("momentum", 0.0), ("warmup_steps", 0)):
-            if d[name] == default:
-                del d[name]
-        return d
-
-    def label(self) -> str:
-        return f"{self.arch}-w{self.width}-{self.dataset}-seed{self.seed}"
-
-
 ProgressFn = Callable[[TrainConfig, int, float], None]
-T = TypeVar("T")
 
 
 def make_model(config: TrainConfig, data: TensorData) -> nn.Module:
@@ -84,48 +41,10 @@ def make_optimizer(recipe: Recipe, model: nn.Module) -> torch.optim.Optimizer:
     raise ValueError(f"unknown optimizer {recipe.optimizer!r}; expected one of {OPTIMIZERS}")
 
 
-# Intra-op threads per model while training on a CPU. The steps are small (batch 128): one
-# thread per model makes the weights independent of the machine's core count (bitwise, for
-# the same config) and never leaves a step waiting for a descheduled worker thread on a
-# shared CPU. The cores are used by training several models at once instead (`train_many`):
-# on an idle 2-core machine two concurrent single-threaded MLP trainings reach ~1.8x the
-# throughput of one, and ~1.4x that of one model trained with two threads
-# (benchmarks/RESULTS.md).
-TRAIN_THREADS: int | None = 1
-
 # Model initialisation draws from torch's process-wide generator; holding this lock from
 # manual_seed to the end of make_model keeps every model's initial weights a function of its
 # seed alone while other threads train.
 _INIT_LOCK = threading.Lock()
-
-
-@contextmanager
-def cpu_threads(device: torch.device | str):
-    """torch's intra-op threads limited to TRAIN_THREADS (read at call time) on a CPU device."""
-    with limit_threads(device, TRAIN_THREADS):
-        yield
-
-
-def concurrent_safe(model: nn.Module) -> bool:
-    """Whether training can run beside other trainings without changing its result: no layer
-    draws random numbers from torch's shared generator while training (dropout does)."""
-    return not any(isinstance(m, nn.modules.dropout._DropoutNd) for m in model.modules())
-
-
-def concurrently(jobs: list[Callable[[], T]], device: torch.device | str, workers: int | None = None) -> list[T]:
-    """Run jobs (training, STE searches, a measurement's evaluations), on a CPU up to `workers`
-    (default `cpu_workers()`) at once with one intra-op thread each, elsewhere one after another.
-    Results in the jobs' order; when one fails, or Ctrl-C arrives, the jobs not started are dropped."""
-    workers = 1 if torch.device(device).type != "cpu" else min(workers or cpu_workers(), len(jobs))
-    with cpu_threads(device):
-        if workers <= 1:
-            return [job() for job in jobs]
-        pool = ThreadPoolExecutor(workers, thread_name_prefix="lmc-work")
-        try:
-            return [f.result() for f in [pool.submit(job) for job in jobs]]
-        finally:
-            # After a job that failed, or Ctrl-C, the jobs not started are dropped (the running ones finish).
-            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def train(config: TrainConfig, data: TensorData, device: torch.device, progress: ProgressFn | None = None):

@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 from filelock import FileLock
 
-from . import __version__
+from .version import __version__
 from .errors import ensure_writable_dir
 
 # Bump by hand whenever training or matching code changes its results or payloads (4: seeds.sub_seed;

@@ -21,8 +21,9 @@ import torch
 
 from lmc_claims.catalogue import CLAIMS
 from lmc_claims.errors import LmcClaimsError
-from lmc_claims.jobs import Context, DataRef, Done, Failed, SearchJob, SettingRef, TrainJob, run_train, versions
-from lmc_claims.plan import CLAIM_NEEDS
+from lmc_claims.build.jobs import DataRef, SearchJob, SettingRef, TrainJob
+from lmc_claims.build.worker import Context, Done, Failed, run_train, versions
+from lmc_claims.judging import EVERYTHING
 from lmc_claims.scales import get_scale
 from lmc_claims.training import Recipe, TrainConfig, train
 from lmc_claims.zoo import Zoo
@@ -37,9 +38,9 @@ CLAIM_IDS = "csiszarik2023-transitivity,ito2024-merge-wm-vs-ste"
 SETTING = "w16"
 
 
-def test_the_plan_knows_every_claim_of_the_catalogue():
-    """A claim missing here would still run, but its models would not be built up front."""
-    assert set(CLAIMS) == set(CLAIM_NEEDS)
+def test_every_claim_of_the_catalogue_declares_what_it_needs():
+    """A claim that declares nothing would still run, but everything would be built up front for it."""
+    assert [c.id for c in CLAIMS.values() if c.needs == EVERYTHING] == []
 
 
 # -- a cluster shared by the tests below ---------------------------------------------------------
@@ -64,7 +65,7 @@ def smoke_job(seed: int = 0, epochs: int = 3, optimizer: str = "adam", width: in
 
 
 def executor(cluster, **kw):
-    from lmc_claims.executor import DaskExecutor
+    from lmc_claims.build.dask_cluster import DaskExecutor
 
     return DaskExecutor(torch.device("cpu"), cluster.address, **kw)
 
@@ -83,11 +84,11 @@ def test_a_model_trained_on_a_worker_is_bitwise_the_local_one(cluster):
 @needs_distributed
 def test_a_job_that_fails_for_good_shows_the_workers_traceback(cluster, tmp_path):
     ex = executor(cluster)
-    lab = SimpleNamespace(zoo=Zoo(tmp_path))
+    zoo = Zoo(tmp_path)
     bad = smoke_job(optimizer="nope")  # a bad config: make_optimizer raises ValueError on the worker
     try:
         with pytest.raises(LmcClaimsError) as e:
-            ex.fetch(lab, bad, build=None)
+            ex.fetch(zoo, bad)
         text = str(e.value)
         assert "training mlp-w16-mnist5k-seed0 failed on the Dask worker tcp://" in text
         assert "Worker traceback (last lines):" in text and "make_optimizer" in text and "nope" in text
@@ -95,7 +96,7 @@ def test_a_job_that_fails_for_good_shows_the_workers_traceback(cluster, tmp_path
         run = get_scale("smoke").runs[0]
         search = SearchJob("wm", SettingRef("mlp", "mnist5k", 16, run), bad, smoke_job(seed=1), None)
         with pytest.raises(LmcClaimsError, match=r"its input failed: training mlp-w16-mnist5k-seed0"):
-            ex.fetch(lab, search, build=None)
+            ex.fetch(zoo, search)
         assert not list(tmp_path.glob("*/*/COMPLETE"))  # nothing stored
     finally:
         ex.close()
@@ -104,12 +105,12 @@ def test_a_job_that_fails_for_good_shows_the_workers_traceback(cluster, tmp_path
 
 @needs_distributed
 def test_a_worker_with_other_versions_is_refused(cluster):
-    import lmc_claims
+    import lmc_claims.version
 
     def pretend(version):
-        lmc_claims.__version__ = version
+        lmc_claims.version.__version__ = version
 
-    ours = lmc_claims.__version__
+    ours = lmc_claims.version.__version__
     cluster.client.run(pretend, "0.0.0-other")
     try:
         with pytest.raises(LmcClaimsError) as e:
@@ -143,20 +144,20 @@ def test_a_worker_killed_while_training_is_survived(cluster, tmp_path):
     has started; the job runs again on a worker and the cache holds one complete entry."""
     marks, cache = tmp_path / "marks", tmp_path / "cache"
     marks.mkdir()
-    lab = SimpleNamespace(zoo=Zoo(cache))
+    zoo = Zoo(cache)
     ex = executor(cluster, shared_cache_root=str(cache))
     job = smoke_job(seed=5, epochs=60, width=64)  # a few seconds: long enough to be killed mid-training
-    key = ex.key(lab, job)
+    key = ex.key(zoo, job)
     cluster.client.register_plugin(mark_executing(str(marks), key), name="mark-executing")
     try:
-        fut = ex.submit(lab, job)
+        fut = ex.submit(zoo, job)
         deadline = time.monotonic() + 300
         while not list(marks.glob("executing-*")):  # the event: a worker started the job
             assert time.monotonic() < deadline, "the job never started"
             time.sleep(0.02)
         victim = int(next(marks.glob("executing-*")).name.split("-")[1])
         os.kill(victim, signal.SIGKILL)
-        payload = ex.fetch(lab, job, build=None)
+        payload = ex.fetch(zoo, job)
         assert fut.done()
         assert not (marks / f"memory-{victim}").exists(), "the job ended before its worker was killed"
     finally:
@@ -221,18 +222,53 @@ def test_a_claims_run_on_a_local_cluster_reports_what_a_local_run_does(tmp_path)
     assert len(built("dask")) == int(summary.group(1))
 
 
+GATE_PRELOAD = """
+# A Dask worker preload (the test's, not the package's): every training job waits until the gate
+# file exists, so the prebuild is certainly still running when the test interrupts it.
+import os, time
+from pathlib import Path
+
+import lmc_claims.build.worker as worker
+
+_train = worker.run_train
+
+
+def run_train(*args, **kwargs):
+    Path(os.environ["LMC_TEST_GATE"] + ".reached").touch()  # the event the test waits for
+    while not Path(os.environ["LMC_TEST_GATE"]).exists():
+        time.sleep(0.05)
+    return _train(*args, **kwargs)
+
+
+worker.run_train = run_train
+"""
+
+
 @needs_distributed
 def test_ctrl_c_during_a_prebuild_cancels_it_and_closes_the_cluster(tmp_path):
+    """The jobs are held on the workers by a gate the test never opens: when SIGINT arrives, the
+    prebuild is running whatever the machine's speed. The LocalCluster the command started (on
+    ports the OS chose) is gone after it."""
+    import psutil
+
+    preload, gate = tmp_path / "gate_preload.py", tmp_path / "gate"
+    preload.write_text(GATE_PRELOAD)
+    env = {k: v for k, v in os.environ.items() if k != "LMC_CLAIMS_SCHEDULER"}
+    env.update(LMC_TEST_GATE=str(gate), DASK_DISTRIBUTED__WORKER__PRELOAD=json.dumps([str(preload)]))
     proc = subprocess.Popen([sys.executable, "-m", "lmc_claims.cli", "prebuild", "--claims-scale=smoke",
-                             f"--claims-id={CLAIM_IDS}", "--claims-executor=dask", f"--claims-cache-dir={tmp_path}"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                             f"--claims-id={CLAIM_IDS}", "--claims-executor=dask", f"--claims-cache-dir={tmp_path / 'cache'}"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
-        for line in proc.stdout:  # the event: the jobs are on the cluster
+        for line in proc.stdout:  # the first event: the jobs are on the cluster
             submitted = re.search(r"prebuild: (\d+) models and matchings submitted", line)
             if submitted:
                 break
-        import psutil
-
+        assert submitted, proc.stderr.read()[-3000:]
+        reached = Path(str(gate) + ".reached")
+        deadline = time.monotonic() + 300
+        while not reached.exists():  # the second: a worker holds a job at the gate
+            assert proc.poll() is None and time.monotonic() < deadline, "no job reached the gate"
+            time.sleep(0.05)
         cluster = psutil.Process(proc.pid).children(recursive=True)  # the LocalCluster's processes
         assert cluster
         proc.send_signal(signal.SIGINT)
@@ -241,9 +277,9 @@ def test_ctrl_c_during_a_prebuild_cancels_it_and_closes_the_cluster(tmp_path):
         proc.kill()
     assert proc.returncode == 130, err[-3000:]
     assert "interrupted; outstanding jobs cancelled" in err
-    gone, alive = psutil.wait_procs(cluster, timeout=30)
+    gone, alive = psutil.wait_procs(cluster, timeout=60)
     assert not alive, [p.cmdline() for p in alive]
-    assert len(Zoo(tmp_path).builds()) < int(submitted.group(1))  # interrupted, not finished
+    assert Zoo(tmp_path / "cache").builds() == []  # nothing passed the gate, nothing was stored
 
 
 FULL_CHECK = "LMC_CLAIMS_FULL_PREBUILD_CHECK"

@@ -92,11 +92,11 @@ def test_the_lab_caches_merge_many_like_a_search(tmp_path):
     seeds = [0, 1, 2]
     first = Lab(get_scale("smoke"), torch.device("cpu"), Zoo(tmp_path)).setting("mlp", "mnist5k", 16)
     want = merge_many(first.spec, first.models(seeds), seed=sub_seed("mergemany", *seeds))
-    got = first.lab.merge_many(first, seeds)
+    got = first.merge_many(seeds)
     lines = []
     again = Lab(get_scale("smoke"), torch.device("cpu"), Zoo(tmp_path)).setting("mlp", "mnist5k", 16)
-    again.lab.progress = lines.append  # a build would report a progress line
-    read = again.lab.merge_many(again, seeds)
+    again.builds.progress = lines.append  # a build would report a progress line
+    read = again.merge_many(seeds)
     assert not lines
     for w, g, r in zip(want, got, read):
         assert w.keys() == g.keys() == r.keys()

@@ -76,7 +76,7 @@ def test_paths_evaluated_together_give_what_each_gives_alone(tmp_path, monkeypat
     template_job = lambda template: seen.append(template) or template  # noqa: E731
     assert all(t is not s.template for t in s.concurrently([template_job] * 4))
     together = path_curves(s, paths)
-    monkeypatch.setattr(training, "cpu_workers", lambda: 1)  # one core: one path after another
+    monkeypatch.setattr(cpu, "cpu_workers", lambda: 1)  # one core: one path after another
     interpolation._ENDPOINTS.clear()  # the endpoints evaluated again too
     alone = path_curves(s, paths)
     for got, want in zip(together, alone):
@@ -94,7 +94,7 @@ def test_a_failing_job_drops_the_jobs_not_started(monkeypatch):
 
     import pytest
 
-    from lmc_claims.training import concurrently
+    from lmc_claims.cpu import concurrently
 
     held, release, ran = threading.Event(), threading.Event(), []
     plain = ThreadPoolExecutor.shutdown

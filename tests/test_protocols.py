@@ -9,7 +9,7 @@ import torch
 import xarray as xr
 
 from lmc_claims.measurements.csiszarik2023 import steepest_relative_rise
-from lmc_claims.measurements.ito2024 import model_sets, model_triples
+from lmc_claims.designs import model_sets, model_triples
 from lmc_claims.measurements.shared import midpoint_excess
 from lmc_claims.metrics.geometry import weight_participation_ratio, weighted_participation_ratio
 from lmc_claims.scales import FRACTIONS, SCALES

@@ -11,7 +11,7 @@ models). The coefficient schemes and every threshold below are ../shared/CLAIMS.
 
 from __future__ import annotations
 
-from ..judging import Claim, Criterion, Published, Regime
+from ..judging import Claim, Criterion, Needs, Published, Regime, TRANSITIVE
 
 PAPER = "Csiszárik, Kiss, Kőrösi-Szabó, Muntag, Papp, Varga 2023, Mode Combinability (arXiv 2308.11511)"
 
@@ -27,7 +27,7 @@ _REMOVED = ("ours, in the style of CLAIMS.md item 2: 'stays low while unaligned 
 
 CLAIMS = [
     Claim(
-        id="csiszarik2023-combinability",
+        id="csiszarik2023-combinability", needs=Needs.of("wm"),
         paper=PAPER,
         section="abstract (section numbers not confirmed; CLAIMS.md item 11)",
         statement="For permutation-aligned models A and pi(B), element-wise convex combinations "
@@ -44,7 +44,7 @@ CLAIMS = [
         split=TEST_SPLIT[0], split_source=TEST_SPLIT[1], **CONTEXT,
     ),
     Claim(
-        id="csiszarik2023-transitivity",
+        id="csiszarik2023-transitivity", needs=Needs.of("wm", TRANSITIVE),
         paper=PAPER,
         section="abstract, transitivity property (CLAIMS.md item 12)",
         statement="Two models A and B, each re-based (weight matching) onto a common third model C, "
@@ -60,7 +60,7 @@ CLAIMS = [
         split=TRAIN_SPLIT[0], split_source=TRAIN_SPLIT[1], **CONTEXT,
     ),
     Claim(
-        id="csiszarik2023-robustness",
+        id="csiszarik2023-robustness", needs=Needs.of("wm"),
         paper=PAPER,
         section="abstract, robustness property (CLAIMS.md item 13)",
         statement="Perturbing the neuron matching (breaking a fraction f of the matched pairs in every layer) "
@@ -82,7 +82,7 @@ CLAIMS = [
         split=TEST_SPLIT[0], split_source=TEST_SPLIT[1], **CONTEXT,
     ),
     Claim(
-        id="csiszarik2023-non-vacuous",
+        id="csiszarik2023-non-vacuous", needs=Needs.of("wm"),
         paper=PAPER,
         section="abstract, functional similarity (CLAIMS.md item 14)",
         statement="Combinations of aligned models are non-vacuous: their test predictions differ from both "

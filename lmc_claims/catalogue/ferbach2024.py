@@ -8,14 +8,14 @@ rates. Both judge the test loss, as Figure 2 plots it.
 
 from __future__ import annotations
 
-from ..judging import Claim, Criterion, Published, Regime
+from ..judging import Claim, Criterion, Needs, Published, Regime, TWO_LAYER
 
 PAPER = "Ferbach, Goujaud, Gidel, Dieuleveut 2024, Proving LMC of Neural Networks via Optimal Transport (arXiv 2310.19103)"
 TEST_SPLIT = ("test", "Ferbach et al.'s Figure 2 plots the test loss (PUBLISHED.md [code: OT_LMC notebook, `bump`])")
 
 CLAIMS = [
     Claim(
-        id="ferbach2024-barrier-vs-width",
+        id="ferbach2024-barrier-vs-width", needs=Needs.of("wm", family=TWO_LAYER),
         paper=PAPER,
         section="Abstract and Theorem 3.1 (two-layer networks trained by SGD); rates of §5",
         statement="Two wide two-layer networks trained by SGD from independent seeds are linearly connected after "
@@ -40,7 +40,7 @@ CLAIMS = [
         published=(Published("a bound, no measured number: width ~ eps^(-d) suffices, slope -1/d", "paper"),),
     ),
     Claim(
-        id="ferbach2024-dimension-vs-barrier",
+        id="ferbach2024-dimension-vs-barrier", needs=Needs.of("wm", family=TWO_LAYER),
         paper=PAPER,
         section="Abstract and §6 (Figure 2)",
         statement="Linear mode connectivity correlates with the dimension of the support of the neuron weight "

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-from ..judging import Claim, Criterion, Published, Regime
+from ..judging import Claim, Criterion, Needs, Published, Regime, REFERENCE
 
 # scales.LMC_BARRIER, the project's near-zero barrier (a test checks they are equal); not imported,
 # so that the catalogue, like the report built from it, needs no torch.
@@ -46,7 +46,7 @@ NEAR_ZERO = (f"ours: the project's near-zero reading, <= {LMC_BARRIER:g} nats (s
 
 CLAIMS = [
     Claim(
-        id="theus2025-transformer-barrier",
+        id="theus2025-transformer-barrier", needs=Needs.of("wm", REFERENCE),
         paper=PAPER,
         section="test-loss barrier table, weight matching vs vanilla averaging (ViT on CIFAR-10)",
         statement="Permutation-only weight matching lowers a transformer's loss barrier a lot but leaves a clear "

@@ -9,7 +9,8 @@ from typing import Sequence
 
 import xarray as xr
 
-from ..lab import Pair, Setting
+from ..designs import Pair
+from ..lab import Setting
 from .shared import interpolation, width_sweep, with_barriers
 
 __all__ = ["barriers", "width_sweep"]

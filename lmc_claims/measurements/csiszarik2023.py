@@ -16,7 +16,8 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
-from ..lab import Pair, Setting
+from ..designs import Pair, third_model
+from ..lab import Setting
 from ..metrics.combination import (SCHEMES, coefficients, combine, constant_coefficients, disagreement,
                                    moved_fraction, outputs, perturb_perms, prepared)
 from ..metrics.interpolation import DEFAULT_LAMBDAS, chord_barrier
@@ -26,7 +27,7 @@ from ..scales import FRACTIONS
 from ..seeds import generator
 from .shared import SPLITS, interpolation, pair_coords, path_curves
 
-SEARCHES = ("naive", "wm")  # unaligned vs weight-matched B: the same c is applied to both
+PATHS = ("naive", "wm")  # unaligned vs weight-matched B: the same c is applied to both
 ENDPOINTS = ("A", "B")
 
 
@@ -43,7 +44,7 @@ def samples(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
 
 def _samples(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
     x, y = s.eval_sets["test"]
-    shape = (len(pairs), len(SEARCHES), len(SCHEMES), n)
+    shape = (len(pairs), len(PATHS), len(SCHEMES), n)
     per_sample = {v: np.full(shape, np.nan) for v in ("loss", "accuracy", "with_a", "with_b", "with_next")}
     mid = {v: np.zeros(shape[:2]) for v in ("loss", "accuracy")}
     ends = {"loss": np.zeros((len(pairs), 2)), "accuracy": np.zeros((len(pairs), 2)),
@@ -55,7 +56,7 @@ def _samples(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
         again = outputs(s.template, s.model(pair[0]), x, y)[2]  # the same model evaluated again
         ends["self_disagreement"][i] = disagreement(out[0][2], again)
         cells, jobs = [], []  # (search, scheme, sample), scheme None for the midpoint c = 1/2
-        for j, search in enumerate(SEARCHES):
+        for j, search in enumerate(PATHS):
             a, b = s.model(pair[0]), s.permuted(search, *pair)
             cells.append((j, None, None))
             jobs.append(functools.partial(_combined, s, a, b, functools.partial(constant_coefficients, s.spec, a, 0.5), x, y))
@@ -95,7 +96,7 @@ def _samples(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
             "self_disagreement": _var("pair", ends["self_disagreement"],
                                       "fraction of test predictions differing between A and A evaluated again", "1"),
         },
-        coords={"pair": pair_coords(pairs), "search": list(SEARCHES), "scheme": list(SCHEMES), "sample": np.arange(n),
+        coords={"pair": pair_coords(pairs), "search": list(PATHS), "scheme": list(SCHEMES), "sample": np.arange(n),
                 "endpoint": list(ENDPOINTS)},
         attrs={"batchnorm_reset": int(s.bn_data is not None), "n_test_eval": len(y), "samples_per_scheme": n,
                "combination": "theta_c = c * theta_A + (1 - c) * pi(theta_B) on the permutation spec's tensors, others from A"},
@@ -212,15 +213,6 @@ def steepest_relative_rise(fractions, excess) -> float:
     if not np.isfinite(total) or total <= 0:
         return float("nan")
     return float(np.max(np.diff(e) / np.diff(f)) / total)
-
-
-def third_model(pairs: Sequence[Pair], index: int) -> int:
-    """The common model C both members of pair `index` are re-based onto: the first model of the
-    next pair (cyclically), an already trained model outside the pair. With a single pair, the
-    next seed after it."""
-    if len(pairs) < 2:
-        return max(pairs[index]) + 1
-    return pairs[(index + 1) % len(pairs)][0]
 
 
 def transitivity(s: Setting, pairs: Sequence[Pair]) -> xr.Dataset:

@@ -21,42 +21,20 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import xarray as xr
-
-from ..errors import LmcClaimsError
-from ..lab import Pair, Setting
 import torch
+import xarray as xr
 from torch import nn
 
+from ..designs import VARIATIONS, Pair, setting_label, shared_widths, variation_runs  # noqa: F401  (the claim tests read them here)
+from ..errors import LmcClaimsError
+from ..lab import Setting
 from ..metrics.geometry import energy_rank, neuron_matrix, participation_ratio, weight_participation_ratio, weighted_participation_ratio
 from ..metrics.interpolation import evaluate, lerp
 from ..metrics.statistics import first_width_below, loglog_slope, row_means, spearman
-from ..scales import ENERGY, LMC_BARRIER, TWO_LAYER_ARCH, Run, Scale, figure2_family, input_dim, two_layer_family
+from ..scales import ENERGY, LMC_BARRIER, TWO_LAYER_ARCH, input_dim
 from .shared import interpolation, pair_coords
 
-SEARCHES = ("naive", "wm")
-# How the settings of the dimension claim vary the neurons' dimension: as the paper's Figure 2,
-# the SGD learning rate of a 3 x 512 MLP; or, beyond the paper, the input dimension of two-layer
-# nets (the dataset projected onto k principal components).
-VARIATIONS = ("lr", "input_dim")
-
-
-def variation_runs(scale: Scale, variation: str) -> tuple[Run, ...]:
-    if variation == "input_dim":
-        return two_layer_family(scale)[1]
-    if variation == "lr":
-        return figure2_family(scale)
-    raise ValueError(f"unknown variation {variation!r}; expected one of {VARIATIONS}")
-
-
-def setting_label(run: Run, variation: str) -> str:
-    return run.dataset if variation == "input_dim" else f"lr={run.recipe.lr:g}"
-
-
-def shared_widths(runs) -> tuple[int, ...]:
-    """Widths every run has: settings are compared width by width."""
-    common = set.intersection(*(set(r.widths) for r in runs))
-    return tuple(sorted(common))
+PATHS = ("naive", "wm")
 
 
 # -- measurements --------------------------------------------------------------------
@@ -73,7 +51,7 @@ def setting_sweep(settings: Sequence[Setting], pairs: Sequence[Pair]) -> xr.Data
 
 
 def _at_width(s: Setting, pairs: Sequence[Pair]) -> xr.Dataset:
-    curves = interpolation(s, pairs, SEARCHES)
+    curves = interpolation(s, pairs, PATHS)
     rows = {seed: neuron_matrix(s.model(seed)) for pair in pairs for seed in pair}
     pair_mean = lambda f: np.array([np.mean([f(rows[a]), f(rows[b])]) for a, b in pairs])
     test_loss = curves.loss.sel(split="test", search="naive", drop=True)
@@ -108,7 +86,7 @@ def barrier_vs_width(settings: Sequence[Setting], pairs: Sequence[Pair]) -> xr.D
     out = ds.transpose("pair", "width", ...).copy()
     out["barrier"] = ds.loss_barrier_by_split.sel(split="test", drop=True).transpose("pair", "search", "width").assign_attrs(
         long_name="test loss barrier", units="nats")
-    for search in SEARCHES:
+    for search in PATHS:
         fits = [loglog_slope(widths, out.barrier.sel(pair=p, search=search).values) for p in out.pair.values]
         out[f"{search}_barrier_loglog_slope"] = ("pair", np.array([f[0] for f in fits]), {
             "long_name": f"least-squares slope of log(test loss barrier, {search}) against log(width)", "units": "1"})

@@ -12,8 +12,9 @@ import numpy as np
 import torch
 import xarray as xr
 
-from ..jobs import START
-from ..lab import Pair, Setting
+from ..designs import (MERGE_METHODS, THREE_MODEL_METHODS, Pair, merge_searches, merge_sets, model_triples,
+                       three_model_searches)
+from ..lab import Setting
 from ..matching.merge import average
 from ..matching.ste import differing_fraction
 from ..metrics.interpolation import DEFAULT_LAMBDAS, Line, chord_barrier, evaluate, reset_bn_stats
@@ -25,15 +26,15 @@ from ..seeds import generator
 from .shared import (SPLITS, barrier_of, barrier_reduction, curves, distances, interpolation, pair_coords, path_curves,
                      prefetch_curves, random_permutations)
 
-ALIGNMENT_SEARCHES = ("naive", "random", "wm", "ste", "ste-gr")
-STE_SEARCHES = ("ste", "ste-gr")  # Ito et al.'s recipe (decides) and Git Re-Basin's Algorithm 2 (supporting)
+ALIGNMENT_PATHS = ("naive", "random", "wm", "ste", "ste-gr")
+STE_METHODS = ("ste", "ste-gr")  # Ito et al.'s recipe (decides) and Git Re-Basin's Algorithm 2 (supporting)
 DECIDING_SPLIT = "train"  # the split the catalogue's Ito et al. claims declare
 
 
 def ste_searches(s: Setting) -> tuple[str, ...]:
     """The STE recipes the setting runs: Git Re-Basin's only where the scale runs it
     (`Scale.ste_gr_archs`); its variables are NaN elsewhere."""
-    return STE_SEARCHES if s.lab.scale.runs_ste_gr(s.arch) else ("ste",)
+    return STE_METHODS if s.scale.runs_ste_gr(s.arch) else ("ste",)
 
 
 def singular_value_change(s: Setting, seeds: Sequence[int]) -> xr.Dataset:
@@ -118,7 +119,7 @@ def ito_r_note(ds: xr.Dataset) -> str:
 
 
 def _alignment(s: Setting, pairs: Sequence[Pair], n_random: int) -> xr.Dataset:
-    methods = ALIGNMENT_SEARCHES
+    methods = ALIGNMENT_PATHS
     first = layer_svds(s.spec, s.model(pairs[0][0]))
     layers, max_rank = [l.name for l in first], max(l.rank for l in first)
     top = np.full((len(pairs), len(methods), len(layers), len(K_FRACTIONS)), np.nan)
@@ -190,12 +191,12 @@ def ste_diagnostics(s: Setting, pairs: Sequence[Pair]) -> xr.Dataset:
     differently from WM, the steps run, the best step and the batch-loss curve (NaN-padded)."""
     diag = {(m, p): s.diagnostics(m, *p) for m in ste_searches(s) for p in pairs}
     longest = max(len(d["loss_curve"]) for d in diag.values())
-    curve = np.full((len(pairs), len(STE_SEARCHES), longest), np.nan)
-    drift, differ, moved, start_differs, steps, best = (np.full((len(pairs), len(STE_SEARCHES)), np.nan)
+    curve = np.full((len(pairs), len(STE_METHODS), longest), np.nan)
+    drift, differ, moved, start_differs, steps, best = (np.full((len(pairs), len(STE_METHODS)), np.nan)
                                                         for _ in range(6))
     for i, p in enumerate(pairs):
         wm = s.match("wm", *p)
-        for j, m in enumerate(STE_SEARCHES):
+        for j, m in enumerate(STE_METHODS):
             if (m, p) not in diag:
                 continue
             d = diag[(m, p)]
@@ -223,7 +224,7 @@ def ste_diagnostics(s: Setting, pairs: Sequence[Pair]) -> xr.Dataset:
                                            "recipe returns)", "units": "1"}),
             "ste_loss_curve": (dims + ("step",), curve, {"long_name": "STE batch loss per step", "units": "nats"}),
         },
-        coords={"pair": pair_coords(pairs), "ste_recipe": list(STE_SEARCHES), "step": np.arange(longest)},
+        coords={"pair": pair_coords(pairs), "ste_recipe": list(STE_METHODS), "step": np.arange(longest)},
     )
     ds["ste_differing_fraction"] = ds.ste_differs_from_wm.sel(ste_recipe="ste", drop=True).assign_attrs(
         long_name="fraction of units Ito et al.'s STE recipe assigns differently from WM", units="1")
@@ -235,7 +236,7 @@ def ste_diagnostics(s: Setting, pairs: Sequence[Pair]) -> xr.Dataset:
 def start_of(s: Setting, method: str, a: int, b: int) -> dict:
     """An STE search's first projection: weight matching of b onto a from the search's own visiting
     order. An STE whose proxy never moves returns exactly this."""
-    return {k[len(START):]: v for k, v in s.diagnostics(method, a, b).items() if k.startswith(START)}
+    return s.start(method, a, b)
 
 
 def moved_from_start(s: Setting, method: str, a: int, b: int) -> float:
@@ -257,40 +258,7 @@ def ste_alignment(s: Setting, pairs: Sequence[Pair], n_random: int) -> xr.Datase
     return ds.merge(paths, join="outer")
 
 
-def model_triples(pairs: Sequence[Pair], n_models: int) -> list[tuple[int, int, int]]:
-    """Disjoint (anchor a, b, c) triples: each pair (a, b) gets a third model c of its own, beyond
-    the pairs' seeds, so the triples share no model (independent samples) and b's matching onto a
-    is the pair's. As many triples as the models allow."""
-    extra = [m for m in range(n_models) if all(m not in p for p in pairs)]
-    return [(a, b, c) for (a, b), c in zip(pairs, extra)]
-
-
-def model_sets(triples: Sequence[tuple[int, ...]], size: int, n_models: int) -> list[list[int]]:
-    """Disjoint model sets of `size` (anchor first), laid out over the triples' seeds, then the rest."""
-    order = [m for t in triples for m in t]
-    order += [m for m in range(n_models) if m not in order]
-    return [order[i : i + size] for i in range(0, len(order) - size + 1, size)]
-
-
-# The §6 test compares WM with Ito et al.'s STE recipe; Git Re-Basin's recipe is supporting data per
-# pair (ste_diagnostics), not per triple: on a CPU its 464 steps of batch 1,000 are the run's
-# costliest searches (a ResNet20 x2 on digits: 2.5 min each), and it decides nothing here.
-THREE_MODEL_SEARCHES = ("wm", "ste")
-
-
-def three_model_searches(triples: Sequence[tuple[int, int, int]],
-                         searches=THREE_MODEL_SEARCHES) -> list[tuple[str, int, int]]:
-    """The searches Ito et al.'s three-model test runs: b and c onto the anchor a, by each search."""
-    return [(m, a, o) for a, b, c in triples for o in (b, c) for m in searches]
-
-
-def merge_searches(sets_by_n: dict[int, Sequence[Sequence[int]]]) -> list[tuple[str, int, int]]:
-    """The searches the merges run: every set's other models onto its anchor, by WM and STE."""
-    return [(m, seeds[0], o) for sets in sets_by_n.values() for seeds in sets for o in seeds[1:]
-            for m in MERGE_METHODS if m in ("wm", "ste")]
-
-
-def three_models(s: Setting, triples: Sequence[tuple[int, int, int]], searches=THREE_MODEL_SEARCHES) -> xr.Dataset:
+def three_models(s: Setting, triples: Sequence[tuple[int, int, int]], searches=THREE_MODEL_METHODS) -> xr.Dataset:
     """Ito et al. §6: b and c each permuted onto the anchor a by each search; the loss along the line
     between pi_b(b) and pi_c(c) on both splits, and its barrier, per triple."""
     lams = DEFAULT_LAMBDAS
@@ -331,7 +299,6 @@ def three_models(s: Setting, triples: Sequence[tuple[int, int, int]], searches=T
     return ds
 
 
-MERGE_METHODS = ("naive", "wm", "ste", "mergemany")  # each permuted onto the set's anchor, or Git Re-Basin's Alg. 3
 
 
 def merged(s: Setting, sets_by_n: dict[int, Sequence[Sequence[int]]]) -> xr.Dataset:
@@ -350,7 +317,7 @@ def merged(s: Setting, sets_by_n: dict[int, Sequence[Sequence[int]]]) -> xr.Data
             ref, others = seeds[0], seeds[1:]
             for c, col in enumerate(MERGE_METHODS):
                 if col == "mergemany":
-                    members = [apply_permutation(s.spec, p, s.model(m)) for p, m in zip(s.lab.merge_many(s, seeds), seeds)]
+                    members = [apply_permutation(s.spec, p, s.model(m)) for p, m in zip(s.merge_many(seeds), seeds)]
                 else:
                     members = [s.model(ref)] + [s.permuted(col, ref, o) for o in others]
                 params = average(members)
@@ -373,12 +340,6 @@ def merged(s: Setting, sets_by_n: dict[int, Sequence[Sequence[int]]]) -> xr.Data
         coords={"n_models": sizes, "model_set": np.arange(n_sets), "merge_method": list(cols)},
         attrs={"batchnorm_reset": int(s.bn_data is not None)},
     )
-
-
-def merge_sets(pairs: Sequence[Pair], n_models: int, merge_sizes: Sequence[int]) -> dict[int, list[list[int]]]:
-    """The disjoint model sets merged for each N the models allow (anchor first)."""
-    triples = model_triples(pairs, n_models)
-    return {n: v for n in merge_sizes if (v := model_sets(triples, n, n_models))}
 
 
 def merge_wm_vs_ste(s: Setting, pairs: Sequence[Pair], n_models: int, merge_sizes: Sequence[int]) -> xr.Dataset:

@@ -11,7 +11,8 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
-from ..lab import Pair, Setting
+from ..designs import Pair
+from ..lab import Setting
 from ..metrics.distance import l2_distance
 from ..metrics.geometry import energy_count
 from ..metrics.interpolation import DEFAULT_LAMBDAS, chord_barrier, interpolation_curve

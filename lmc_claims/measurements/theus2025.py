@@ -9,22 +9,23 @@ from typing import Sequence
 
 import xarray as xr
 
-from ..lab import Pair, Setting
+from ..designs import Pair
+from ..lab import Setting
 from .shared import SPLITS, barrier_reduction, interpolation, with_barriers
 
-SEARCHES = ("naive", "wm")
+PATHS = ("naive", "wm")
 
 
 def transformer_barrier(s: Setting, reference: Setting, pairs: Sequence[Pair]) -> xr.Dataset:
     """The setting's paths A -> B and A -> pi_WM(B) with both barriers and the share WM removes
     (`wm_barrier_reduction_{split}`), on both splits, and the reference MLP's barriers
     (`mlp_naive_barrier_{split}`, `mlp_wm_barrier_{split}`) over its own pairs of the same seeds."""
-    ds = with_barriers(interpolation(s, pairs, SEARCHES), SEARCHES)
-    mlp = with_barriers(interpolation(reference, pairs, SEARCHES), SEARCHES)
+    ds = with_barriers(interpolation(s, pairs, PATHS), PATHS)
+    mlp = with_barriers(interpolation(reference, pairs, PATHS), PATHS)
     for split in SPLITS:
         ds[f"wm_barrier_reduction_{split}"] = barrier_reduction(ds[f"naive_barrier_{split}"], ds[f"wm_barrier_{split}"],
                                                                 "WM", split)
-        for search in SEARCHES:
+        for search in PATHS:
             ds[f"mlp_{search}_barrier_{split}"] = mlp[f"{search}_barrier_{split}"].assign_attrs(
                 long_name=f"{split} loss barrier, {search}, reference MLP {reference.label}")
     ds.attrs["reference_mlp"] = reference.label

@@ -9,6 +9,7 @@ from importlib.metadata import entry_points
 from torch import nn
 
 from ..errors import LmcClaimsError, unknown_name
+from ..names import TAG
 from ..permutation.spec import PermutationSpec
 from . import ARCHITECTURES, Architecture, _mlp, _vit
 from .mlp import mlp_spec
@@ -73,7 +74,6 @@ def known_names() -> list[str]:
     return sorted(set(ARCHITECTURES) | {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}) + ["mlp-dN", "vit-dN"]
 
 
-TAG = "@"  # "NAME@TAG" names NAME trained with other settings (a scale's run label, e.g. mlp-d1@lr0.01)
 
 
 def get_architecture(name: str) -> Architecture:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as _dt
 import math
 
-from .. import __version__
+from ..version import __version__
 
 ERROR = "error"  # a claim test that crashed before judging
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
