@@ -416,9 +416,9 @@ def interpolation_bench(repeats: int) -> dict:
     from lmc_claims.metrics.interpolation import DEFAULT_LAMBDAS, interpolation_curve
     from lmc_claims.scales import get_scale
 
-    shipped = (interp.CPU_CHUNK_BYTES, interp.BATCH_CONV_ON_CPU)
+    shipped = (interp.engine.CPU_CHUNK_BYTES, interp.engine.BATCH_CONV_ON_CPU)
     paths: list = []
-    plain_run = interp._run
+    plain_run = interp.engine._run
 
     def spy(model_, a_, b_, batches, lams, stem, chunk):
         paths.append((stem is not None, chunk))
@@ -429,16 +429,16 @@ def interpolation_bench(repeats: int) -> dict:
         return c.loss, c.accuracy
 
     def single(model, a, b, x, y, lambdas):
-        interp.CPU_CHUNK_BYTES = 0
+        interp.engine.CPU_CHUNK_BYTES = 0
         try:
             return new(model, a, b, x, y, lambdas)
         finally:
-            interp.CPU_CHUNK_BYTES, interp.BATCH_CONV_ON_CPU = shipped
+            interp.engine.CPU_CHUNK_BYTES, interp.engine.BATCH_CONV_ON_CPU = shipped
 
     impls = {"old": old_interpolation_curve, "new": new, "single": single}
     scale = get_scale("ci")
     default_threads = torch.get_num_threads()
-    out = {"threads": default_threads, "chunk_bytes": interp.CPU_CHUNK_BYTES, "conv": interp.BATCH_CONV_ON_CPU,
+    out = {"threads": default_threads, "chunk_bytes": interp.engine.CPU_CHUNK_BYTES, "conv": interp.engine.BATCH_CONV_ON_CPU,
            "cases": []}
     for arch, dataset, width, desc in INTERP_CASES:
         run = scale.run(arch, dataset)
@@ -451,14 +451,14 @@ def interpolation_bench(repeats: int) -> dict:
             ends.append({k: v.detach().clone() for k, v in model.state_dict().items()})
         a, b = ends
         curves, path = {}, {}
-        interp._run = spy
+        interp.engine._run = spy
         try:
             for k, fn in impls.items():  # also the warm-up
                 paths.clear()
                 curves[k] = {s: fn(model, a, b, x, y, DEFAULT_LAMBDAS) for s, (x, y) in sets.items()}
                 path[k] = (paths[0][0], sorted({c for _, c in paths})) if paths else None
         finally:
-            interp._run = plain_run
+            interp.engine._run = plain_run
         old = curves["old"]
         diffs = {}
         for k in ("new", "single"):

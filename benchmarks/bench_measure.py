@@ -43,7 +43,7 @@ from lmc_claims.zoo import Zoo, default_cache_dir
 def best(fn, repeats: int):
     times, out = [], None
     for _ in range(repeats):
-        interp._ENDPOINTS.clear()  # no endpoint remembered from the run before
+        interp.evaluation._ENDPOINTS.clear()  # no endpoint remembered from the run before
         t = time.perf_counter()
         out = fn()
         times.append(time.perf_counter() - t)

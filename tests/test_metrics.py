@@ -121,6 +121,7 @@ import warnings  # noqa: E402
 from torch import nn  # noqa: E402
 
 import lmc_claims.metrics.interpolation as interp  # noqa: E402
+from lmc_claims.metrics.interpolation import engine, evaluation, paths  # noqa: E402
 from lmc_claims.metrics.interpolation import evaluate, reset_bn_stats  # noqa: E402
 from lmc_claims.models.mlp import MLP  # noqa: E402
 from lmc_claims.models.registry import build_model  # noqa: E402
@@ -157,13 +158,13 @@ def data(n, shape, classes=10, seed=2, dtype=torch.float32):
 def runs(monkeypatch):
     """Records (stem used, points per pass) of every interior evaluation."""
     seen = []
-    plain = interp._run
+    plain = engine._run
 
     def spy(model, a, b, batches, lams, stem, chunk):
         seen.append((stem is not None, chunk))
         return plain(model, a, b, batches, lams, stem, chunk)
 
-    monkeypatch.setattr(interp, "_run", spy)
+    monkeypatch.setattr(engine, "_run", spy)
     return seen
 
 
@@ -184,8 +185,8 @@ def test_mlp_curve_matches_one_evaluation_per_point(monkeypatch, runs, stem, bat
     model, a, b = two_inits(lambda: MLP((1, 8, 8), 10, width=16, depth=3))
     x, y = data(2100, (1, 8, 8))  # two batches of `evaluate`: 2048 + 52 examples
     if not stem:
-        monkeypatch.setattr(interp, "STEM_BYTES", 0)
-    monkeypatch.setattr(interp, "CPU_CHUNK_BYTES", 32 * 2**20 if batched else 0)
+        monkeypatch.setattr(engine, "STEM_BYTES", 0)
+    monkeypatch.setattr(engine, "CPU_CHUNK_BYTES", 32 * 2**20 if batched else 0)
     computed = []  # forward passes of the first layer itself
     first = model.layers[0].forward
     monkeypatch.setattr(model.layers[0], "forward", lambda inp: computed.append(1) or first(inp))
@@ -201,8 +202,8 @@ def test_mlp_curve_matches_one_evaluation_per_point(monkeypatch, runs, stem, bat
 def test_layernorm_resnet_curve_matches_one_evaluation_per_point(monkeypatch, runs, batched):
     model, a, b = two_inits(lambda: build_model("resnet20ln", (1, 8, 8), 10, 1))
     x, y = data(64, (1, 8, 8))
-    monkeypatch.setattr(interp, "CPU_CHUNK_BYTES", 32 * 2**20)
-    monkeypatch.setattr(interp, "BATCH_CONV_ON_CPU", batched)  # what an accelerator does
+    monkeypatch.setattr(engine, "CPU_CHUNK_BYTES", 32 * 2**20)
+    monkeypatch.setattr(engine, "BATCH_CONV_ON_CPU", batched)  # what an accelerator does
     curve = interpolation_curve(model, a, b, x, y, LAMS)
     assert runs and all(not s and (c > 1) == batched for s, c in runs)
     # one point at a time is the plain loop itself: bitwise the same numbers
@@ -211,7 +212,7 @@ def test_layernorm_resnet_curve_matches_one_evaluation_per_point(monkeypatch, ru
 
 @pytest.mark.parametrize("batched", [False, True])
 def test_curve_keeps_any_order_of_lambdas_and_points_outside_the_segment(monkeypatch, batched):
-    monkeypatch.setattr(interp, "CPU_CHUNK_BYTES", 32 * 2**20 if batched else 0)
+    monkeypatch.setattr(engine, "CPU_CHUNK_BYTES", 32 * 2**20 if batched else 0)
     model, a, b = two_inits(lambda: MLP((6,), 3, width=16, depth=2))
     x, y = data(300, (6,), classes=3)
     lams = np.array([1.0, 0.5, -0.25, 0.0, 1.5, 0.5])
@@ -250,13 +251,13 @@ class _InPlace(nn.Module):
 
 @pytest.mark.parametrize("cls", [_Branching, _InPlace])
 def test_models_vmap_cannot_run_fall_back_to_one_point_at_a_time(monkeypatch, runs, cls):
-    monkeypatch.setattr(interp, "CPU_CHUNK_BYTES", 32 * 2**20)
+    monkeypatch.setattr(engine, "CPU_CHUNK_BYTES", 32 * 2**20)
     model, a, b = two_inits(cls)
     x, y = data(200, (6,), classes=3)
     ref = per_point(model, a, b, x, y)
     with pytest.warns(RuntimeWarning, match="one point at a time"):
         curve = interpolation_curve(model, a, b, x, y, LAMS)
-    assert cls in interp._NO_VMAP and runs[-1][1] == 1
+    assert cls in engine._NO_VMAP and runs[-1][1] == 1
     assert_same_curve(curve, ref, model, a, b, x, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # remembered: no second attempt, no second warning
@@ -276,7 +277,8 @@ def test_batchnorm_path_resets_once_per_point_for_both_splits(monkeypatch):
         calls.append(1)
         return reset_bn_stats(*args, **kwargs)
 
-    monkeypatch.setattr(interp, "reset_bn_stats", counted)
+    for where in (evaluation, paths):  # where points and identical endpoints reset their statistics
+        monkeypatch.setattr(where, "reset_bn_stats", counted)
     for (x, y), ref in zip(((xt, yt), (xs, ys)), refs):
         curve = interpolation_curve(model, a, b, x, y, LAMS, bn_data=xt)
         assert np.array_equal(curve.loss, ref[0]) and np.array_equal(curve.accuracy, ref[1])
@@ -309,15 +311,15 @@ def fitted(model, params, x, y, steps=40):
     (lambda: build_model("resnet20ln", (1, 8, 8), 10, 1), False),
 ])
 def test_a_line_answers_a_barrier_bound_as_the_whole_curve_does_with_fewer_points(monkeypatch, make, batched):
-    monkeypatch.setattr(interp, "CPU_CHUNK_BYTES", 2**18 if batched else 0)  # several chunks when batched
-    computed, plain = [], interp._run  # the interior points each evaluation computes
+    monkeypatch.setattr(engine, "CPU_CHUNK_BYTES", 2**18 if batched else 0)  # several chunks when batched
+    computed, plain = [], engine._run  # the interior points each evaluation computes
 
     def spy(model, a, b, batches, lams, stem, chunk):
         computed.extend(lams)
         assert (chunk > 1) == (batched and len(lams) > 1)
         return plain(model, a, b, batches, lams, stem, chunk)
 
-    monkeypatch.setattr(interp, "_run", spy)
+    monkeypatch.setattr(engine, "_run", spy)
     x, y = data(300 if batched else 100, (1, 8, 8))
     y = (x.flatten(1) @ torch.randn(64, 10, generator=torch.Generator().manual_seed(5))).argmax(1)  # learnable
     model, a, b = two_inits(make)
@@ -411,8 +413,9 @@ def test_permuted_svds_are_svds_of_the_permuted_weights(monkeypatch, arch):
 def test_an_endpoint_is_evaluated_once_until_it_changes(monkeypatch):
     model, a, b = two_inits(lambda: MLP((6,), 3, width=16, depth=2))
     x, y = data(50, (6,), 3)
-    calls, plain = [], interp.evaluate
-    monkeypatch.setattr(interp, "evaluate", lambda *args, **kw: calls.append(1) or plain(*args, **kw))
+    calls, plain = [], evaluation.evaluate
+    for where in (evaluation, paths):
+        monkeypatch.setattr(where, "evaluate", lambda *args, **kw: calls.append(1) or plain(*args, **kw))
     first = interpolation_curve(model, a, b, x, y, LAMS)
     n = len(calls)
     again = interpolation_curve(model, a, b, x, y, LAMS)  # both ends remembered
