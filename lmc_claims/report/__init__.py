@@ -5,7 +5,8 @@ Everything is built from the claim tests' netCDF files (see records.py), by one 
 `write_report`, which the pytest plugin and `lmc-claims report` both call.
 """
 
-from .summary import ERROR, build_report, format_table, key_figure, params_text, summary_rows
+from .summary import ERROR, build_report, key_figure, params_text
+from .tables import format_table, summary_rows
 from .writer import rebuild_report, write_report
 
 __all__ = ["ERROR", "build_report", "format_table", "key_figure", "params_text", "rebuild_report",

@@ -3,8 +3,8 @@ tests inside and beyond the paper's regime, then one section per claim with its 
 
 from __future__ import annotations
 
-from .summary import (BEYOND_NOTE, claim_tests, CLAIM_HEADER, HEADLINE_RULE, SETTINGS_HEADER, agree_text, by_claim, claim_rows, fmt, headline_counts, in_regime, mixed_scales,
-                      params_text, run_line, settings_split, summaries, summary_cells, value_text, verdict_label)
+from .summary import agree_text, by_claim, claim_tests, fmt, headline_counts, in_regime, mixed_scales, params_text, run_line, summaries, summary_cells, value_text, verdict_label
+from .tables import BEYOND_NOTE, CLAIM_HEADER, HEADLINE_RULE, SETTINGS_HEADER, claim_rows, settings_split
 
 
 

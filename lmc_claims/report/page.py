@@ -7,8 +7,8 @@ import base64
 import re
 from html import escape
 
-from .summary import (BEYOND_NOTE, claim_tests, HEADLINE_RULE, agree_text, by_claim, fmt, headline_counts, in_regime, mixed_scales, params_text, settings_split,
-                      summaries, summary_cells, value_text, verdict_label)
+from .summary import agree_text, by_claim, claim_tests, fmt, headline_counts, in_regime, mixed_scales, params_text, summaries, summary_cells, value_text, verdict_label
+from .tables import BEYOND_NOTE, HEADLINE_RULE, settings_split
 
 CSS = """
 :root { --pass: #1a7f37; --fail: #cf222e; --inconclusive: #9a6700; --error: #57606a; --needs: #8250df; --line: #d0d7de; }

@@ -1,90 +1,14 @@
-"""The built-in figure kinds. Each draws on a matplotlib Figure given to it (see figures.py).
-
-Conventions shared by all of them, so figures read alike: one colour per search method
-(naive, random, WM, STE, ...), every pair / model set drawn thin and faint, the mean over them
-drawn thick, error bars one standard deviation over pairs or sets.
+"""The built-in figure kinds. Each draws on a matplotlib Figure given to it (see figures.py), with
+the conventions of drawing.py.
 """
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 
+from .drawing import (MAX_LAYER_COLUMNS, SHORT_NAME, SPARE_COLOURS, label_x, legend_below, only, path_style, paths_in, place,
+                      short_layer, spread, trend)
 from .kinds import figure
-
-SEARCH_STYLE = {
-    "naive": ("#d62728", "naive (no matching)"),
-    "random": ("#7f7f7f", "random permutation"),
-    "wm": ("#1f77b4", "weight matching (WM)"),
-    "ste": ("#2ca02c", "straight-through estimator (STE)"),
-    "ste-gr": ("#98df8a", "STE, Git Re-Basin's Algorithm 2"),
-    "am": ("#ff7f0e", "activation matching (AM)"),
-    "mergemany": ("#9467bd", "MergeMany (Git Re-Basin Alg. 3)"),
-    "endpoints": ("#000000", "mean of the endpoint models"),
-}
-SHORT_NAME = {"naive": "naive", "random": "random", "wm": "WM", "ste": "STE", "ste-gr": "STE (GR)", "am": "AM",
-              "mergemany": "MergeMany", "endpoints": "endpoints (mean)"}
-_SPARE_COLOURS = ("#9467bd", "#8c564b", "#e377c2", "#bcbd22", "#17becf")
-
-
-def search_style(search: str, index: int) -> tuple[str, str]:
-    return SEARCH_STYLE.get(str(search), (_SPARE_COLOURS[index % len(_SPARE_COLOURS)], str(search)))
-
-
-def only(da, dims: tuple[str, ...]):
-    """`da` with exactly `dims`, in that order: any further dimension is averaged out."""
-    extra = [d for d in da.dims if d not in dims]
-    return (da.mean(extra) if extra else da).transpose(*dims)
-
-
-def spread(values: np.ndarray) -> tuple[float, float]:
-    v = np.asarray(values, float)
-    v = v[np.isfinite(v)]
-    if not len(v):
-        return np.nan, np.nan
-    return float(v.mean()), float(v.std(ddof=1)) if len(v) > 1 else 0.0
-
-
-def searches(datasets) -> list[str]:
-    """Search methods in first-seen order over several datasets."""
-    return list(dict.fromkeys(str(s) for ds in datasets for s in ds["search"].values))
-
-
-def place(values) -> tuple[np.ndarray, bool]:
-    """x positions for parameter values: the values on a log-2 axis when they are numbers, else 0, 1, 2 ..."""
-    if all(isinstance(v, numbers.Real) and not isinstance(v, bool) and v > 0 for v in values):
-        return np.asarray(values, float), max(values) / min(values) >= 4
-    return np.arange(len(values), dtype=float), False
-
-
-def legend_below(fig, ax) -> None:
-    """One legend for the whole figure, under the panels, where it hides no data."""
-    handles, labels = ax.get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(handles), 5), fontsize=8, frameon=False)
-
-
-def trend(ax, x, columns, colour: str, label: str, headline: bool = True) -> None:
-    """Values against a parameter: `columns[i]` holds every pair's (or set's) value at x[i] (None: not measured
-    there). Dots for each, a line through the means with one standard deviation as error bars."""
-    stats = []
-    for xi, v in zip(x, columns):
-        if v is None:
-            stats.append((np.nan, np.nan))
-            continue
-        ax.scatter(np.full(len(v), xi), v, color=colour, alpha=0.45, s=16, lw=0)
-        stats.append(spread(v))
-    mean, std = np.array(stats).T
-    ax.errorbar(x, mean, yerr=std, color=colour, lw=2.2 if headline else 1.1, ls="-" if headline else "--",
-                marker="o", ms=4, capsize=3, label=label)
-
-
-def label_x(ax, values, positions, log: bool) -> None:
-    if log:
-        ax.set_xscale("log", base=2)
-    ax.set_xticks(positions, labels=[str(v) for v in values])
-    ax.minorticks_off()
 
 
 @figure("interpolation", needs={"loss": ("pair", "search", "split", "lam"), "accuracy": ("pair", "search", "split", "lam")},
@@ -99,7 +23,7 @@ def interpolation(fig, ds) -> None:
         for row, (var, unit) in enumerate((("loss", "loss (nats)"), ("accuracy", "accuracy"))):
             ax = axes[row, col]
             for s, search in enumerate(ds["search"].values):
-                colour, name = search_style(search, s)
+                colour, name = path_style(search, s)
                 v = only(ds[var].sel(split=split, search=search), ("pair", "lam")).values
                 for curve in v:
                     ax.plot(lam, curve, color=colour, alpha=0.3, lw=0.9)
@@ -121,8 +45,8 @@ def barrier_vs_width(fig, by_width) -> None:
     splits = list(dict.fromkeys(str(s) for _, ds in by_width for s in ds["split"].values))
     axes = fig.subplots(1, len(splits), sharey=True, squeeze=False)[0]
     for ax, split in zip(axes, splits):
-        for s, search in enumerate(searches(ds for _, ds in by_width)):
-            colour, name = search_style(search, s)
+        for s, search in enumerate(paths_in(ds for _, ds in by_width)):
+            colour, name = path_style(search, s)
             columns = [only(ds["loss_barrier"].sel(split=split, search=search), ("pair",)).values
                        if search in ds["search"].values and split in ds["split"].values else None for _, ds in by_width]
             trend(ax, x, columns, colour, name)
@@ -145,7 +69,7 @@ def width_sweep(fig, ds) -> None:
     share = "dominant_share" in ds and set(ds["dominant_share"].dims) >= {"pair", "width"}
     axes = fig.subplots(1, 2 if share else 1, squeeze=False)[0]
     for s, search in enumerate(ds["search"].values):
-        colour, name = search_style(search, s)
+        colour, name = path_style(search, s)
         v = only(ds["barrier"].sel(search=search), ("pair", "width")).values
         trend(axes[0], x, list(v.T), colour, name)
     axes[0].axhline(0, color="black", lw=0.6)
@@ -172,7 +96,7 @@ def l2_distance(fig, ds) -> None:
     for p in range(values.shape[1]):
         left.plot(range(len(cols)), values[:, p], color="black", alpha=0.35, lw=0.8, marker="o", ms=4)
     for i, (search, _) in enumerate(cols):
-        colour, _name = search_style(search, i)
+        colour, _name = path_style(search, i)
         mean, std = spread(values[i])
         left.errorbar(i + 0.12, mean, yerr=std, color=colour, marker="D", ms=7, capsize=5, lw=2)
     left.set_xticks(range(len(cols)), labels=["naive", "after WM", "after random\npermutation"])
@@ -180,7 +104,7 @@ def l2_distance(fig, ds) -> None:
     left.set_xlim(-0.4, len(cols) - 0.6)
     left.grid(alpha=0.3, axis="y")
     for i, (search, _) in enumerate(cols[1:], start=1):
-        colour, name = search_style(search, i)
+        colour, name = path_style(search, i)
         r = values[i] / values[0]
         right.scatter(np.full(len(r), i), r, color=colour, s=22, label=name)
         mean, std = spread(r)
@@ -190,13 +114,6 @@ def l2_distance(fig, ds) -> None:
     right.set_xlim(0.5, 2.6)
     right.set_ylabel("distance relative to naive")
     right.grid(alpha=0.3, axis="y")
-
-
-MAX_LAYER_COLUMNS = 5
-
-
-def _short_layer(name: str) -> str:
-    return str(name).removesuffix(".weight")
 
 
 @figure("sv-alignment", needs={"overlap_top": ("pair", "search", "layer", "k_fraction"),
@@ -220,7 +137,7 @@ def sv_alignment(fig, ds) -> None:
     for c, layer in enumerate(layers):
         top, bottom = axes[2 * (c // ncols), c % ncols], axes[2 * (c // ncols) + 1, c % ncols]
         for s, search in enumerate(ds["search"].values):
-            colour, name = search_style(search, s)
+            colour, name = path_style(search, s)
             v = only(ds["overlap_top"].sel(layer=layer, search=search), ("pair", "k_fraction")).values
             if not np.isfinite(v).any():
                 continue  # a search the scale does not run on this architecture (Git Re-Basin's STE)
@@ -238,7 +155,7 @@ def sv_alignment(fig, ds) -> None:
             window = max(1, cos.size // 25)
             bottom.plot(rank, cos.values, color=colour, alpha=0.2, lw=0.7)
             bottom.plot(rank, cos.rolling(rank=window, center=True, min_periods=1).mean().values, color=colour, lw=1.8)
-        top.set_title(_short_layer(layer), fontsize=10)
+        top.set_title(short_layer(layer), fontsize=10)
         top.set_xlabel("k / rank")
         top.set_ylim(0, 1.02)
         top.grid(alpha=0.3)
@@ -267,7 +184,7 @@ def merged_models(fig, ds) -> None:
     for ax, (var, label) in zip(axes, panels):
         v = only(ds[var], ("model_set", "search")).values  # (set, search)
         for i, search in enumerate(names):
-            colour, _name = search_style(search, i)
+            colour, _name = path_style(search, i)
             mean, std = spread(v[:, i])
             ax.bar(i, mean, yerr=std, color=colour, alpha=0.4, capsize=4, width=0.6)
         for row in v:
@@ -286,8 +203,8 @@ def merge_vs_models(fig, by_n) -> None:
     panels = [p for p in _merge_panels(by_n[0][1]) if all(p[0] in ds for _, ds in by_n)]
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
     for ax, (var, label) in zip(axes, panels):
-        for s, search in enumerate(searches(ds for _, ds in by_n)):
-            colour, name = search_style(search, s)
+        for s, search in enumerate(paths_in(ds for _, ds in by_n)):
+            colour, name = path_style(search, s)
             columns = [only(ds[var].sel(search=search), ("model_set",)).values if search in ds["search"].values else None
                        for _, ds in by_n]
             # WM and STE are the comparison the claim is about; the rest give scale.
@@ -308,7 +225,7 @@ def three_models(fig, ds) -> None:
     names = [str(m) for m in ds["search"].values]
     lam = ds["lam"].values
     for i, m in enumerate(names):
-        colour, label = search_style(m, i)
+        colour, label = path_style(m, i)
         curves = ds.triple_loss.sel(search=m, split="train").values
         for row in curves:
             left.plot(lam, row, color=colour, alpha=0.3, lw=0.8)
@@ -318,7 +235,7 @@ def three_models(fig, ds) -> None:
     left.grid(alpha=0.3)
     for k, split in enumerate(ds["split"].values):
         for i, m in enumerate(names):
-            colour, _ = search_style(m, i)
+            colour, _ = path_style(m, i)
             v = ds.triple_barrier.sel(search=m, split=split).values
             x = k * (len(names) + 1) + i
             mean, std = spread(v)
@@ -340,7 +257,7 @@ def merges_by_n(fig, ds) -> None:
     axes = fig.subplots(1, 2, squeeze=False)[0]
     for ax, (var, label) in zip(axes, (("merge_test_accuracy", "test accuracy"), ("merge_test_loss", "test loss (nats)"))):
         for i, m in enumerate(str(v) for v in ds["merge_method"].values):
-            colour, name = search_style(m, i)
+            colour, name = path_style(m, i)
             columns = [v[np.isfinite(v)] for v in ds[var].sel(merge_method=m).values]
             trend(ax, np.asarray(ns, float), columns, colour, name, headline=m in ("wm", "ste"))
         ax.set_xticks(ns)
@@ -357,7 +274,7 @@ def merges_by_n(fig, ds) -> None:
 def ste_convergence(fig, ds) -> None:
     axes = fig.subplots(1, ds.sizes["ste_recipe"], squeeze=False)[0]
     for i, (ax, recipe) in enumerate(zip(axes, ds["ste_recipe"].values)):
-        colour, name = search_style(str(recipe), i + 3)
+        colour, name = path_style(str(recipe), i + 3)
         curves = ds.ste_loss_curve.sel(ste_recipe=recipe).values
         if not np.isfinite(curves).any():  # a recipe the scale does not run on this architecture
             ax.set_title(f"{name}: not run at this scale", fontsize=9)
@@ -383,7 +300,7 @@ def dimension_vs_barrier(fig, ds) -> None:
     for row_dim, row_barrier in zip(ds.support_dim.values, ds.wm_midpoint_test_loss.values):
         ax.plot(row_dim, row_barrier, color="grey", alpha=0.4, lw=0.8)
     for j, name in enumerate(settings):
-        colour = _SPARE_COLOURS[j % len(_SPARE_COLOURS)] if j >= len(_SPARE_COLOURS) else f"C{j}"
+        colour = SPARE_COLOURS[j % len(SPARE_COLOURS)] if j >= len(SPARE_COLOURS) else f"C{j}"
         ax.scatter(ds.support_dim.values[:, j], ds.wm_midpoint_test_loss.values[:, j], color=colour, s=28, label=name)
     ax.set_xlabel("approximate dimension (participation ratio)")
     ax.set_ylabel("test loss at t = 1/2 after WM (nats)")
@@ -406,7 +323,7 @@ def combination_loss(fig, ds) -> None:
             continue
         bins = np.linspace(min(finite.min(), ends if ends is not None else finite.min()), finite.max(), 25)
         for s, search in enumerate(v["search"].values):
-            colour, name = search_style(search, s)
+            colour, name = path_style(search, s)
             x = v.sel(search=search).values.ravel()
             ax.hist(x[np.isfinite(x)], bins=bins, color=colour, alpha=0.55, label=name)
             if "midpoint_loss" in ds and search in ds["midpoint_loss"]["search"].values:
@@ -439,7 +356,7 @@ def singular_values(fig, ds) -> None:
             ax.scatter(np.full(len(y), c) + np.linspace(-0.15, 0.15, len(y)), y, color="#1f77b4", s=16)
         if log:
             ax.set_yscale("log")
-        ax.set_xticks(range(len(layers)), labels=[_short_layer(n) for n in layers], rotation=15 if len(layers) <= 6 else 60,
+        ax.set_xticks(range(len(layers)), labels=[short_layer(n) for n in layers], rotation=15 if len(layers) <= 6 else 60,
                       fontsize=None if len(layers) <= 6 else 7)
         ax.set_ylabel(label)
         ax.grid(alpha=0.3, axis="y")
