@@ -30,8 +30,8 @@ pytestmark = pytest.mark.claims
 CLAIM = "csiszarik2023-combinability"
 
 
-def test_aligned_combinations_keep_a_low_loss(setting, claims_lab, verify):
-    s, pairs = claims_lab.setting(*setting), claims_lab.scale.pairs
+def test_aligned_combinations_keep_a_low_loss(setting_key, claims_lab, verify):
+    s, pairs = claims_lab.setting(*setting_key), claims_lab.scale.pairs
     ds = csiszarik2023.combinability(s, pairs, claims_lab.scale.combination_samples)
     verify(CLAIM, ds, config={**s.config, "schemes": list(SCHEMES),
                               "samples_per_scheme": int(ds.attrs["samples_per_scheme"]),

@@ -29,8 +29,8 @@ pytestmark = pytest.mark.claims
 CLAIM = "csiszarik2023-non-vacuous"
 
 
-def test_combinations_differ_from_both_endpoints(setting, claims_lab, verify):
-    s, pairs = claims_lab.setting(*setting), claims_lab.scale.pairs
+def test_combinations_differ_from_both_endpoints(setting_key, claims_lab, verify):
+    s, pairs = claims_lab.setting(*setting_key), claims_lab.scale.pairs
     ds = csiszarik2023.non_vacuity(s, pairs, claims_lab.scale.combination_samples)
     # Disagreement alone also rewards broken combinations: say how well they work, beside the verdict.
     working = (f"WM combinations' mean test accuracy {float(ds.combination_accuracy.sel(search='wm').mean()):.3f} "

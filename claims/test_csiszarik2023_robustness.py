@@ -29,8 +29,8 @@ pytestmark = pytest.mark.claims
 CLAIM = "csiszarik2023-robustness"
 
 
-def test_perturbed_matchings_still_combine(setting, claims_lab, verify):
-    s, pairs = claims_lab.setting(*setting), claims_lab.scale.pairs
+def test_perturbed_matchings_still_combine(setting_key, claims_lab, verify):
+    s, pairs = claims_lab.setting(*setting_key), claims_lab.scale.pairs
     ds = csiszarik2023.robustness(s, pairs, claims_lab.scale.combination_samples)
     verify(CLAIM, ds, config={**s.config, "fractions": list(FRACTIONS),
                               "samples_per_fraction": int(ds.attrs["samples_per_fraction"]),

@@ -25,8 +25,8 @@ pytestmark = pytest.mark.claims
 CLAIM = "csiszarik2023-transitivity"
 
 
-def test_models_rebased_onto_a_common_model_are_connected(setting, claims_lab, verify):
-    s, pairs = claims_lab.setting(*setting), claims_lab.scale.pairs
+def test_models_rebased_onto_a_common_model_are_connected(setting_key, claims_lab, verify):
+    s, pairs = claims_lab.setting(*setting_key), claims_lab.scale.pairs
     ds = csiszarik2023.transitivity(s, pairs)
     seeds = sorted(set(shared.seeds_of(pairs)) | {int(c) for c in ds.third_model.values})
     verify(CLAIM, ds, config={"arch": s.arch, "dataset": s.dataset, "width": s.width,

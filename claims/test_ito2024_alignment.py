@@ -24,8 +24,8 @@ pytestmark = pytest.mark.claims
 CLAIM = "ito2024-sv-alignment"
 
 
-def test_wm_aligns_large_singular_vectors(setting, claims_lab, verify):
-    s, pairs = claims_lab.setting(*setting), claims_lab.scale.pairs
+def test_wm_aligns_large_singular_vectors(setting_key, claims_lab, verify):
+    s, pairs = claims_lab.setting(*setting_key), claims_lab.scale.pairs
     ds = ito2024.alignment(s, pairs, claims_lab.scale.n_random)
     verify(CLAIM, ds, config={**s.config, "top_fraction": TOP_FRACTION},
            seeds=shared.seeds_of(pairs),

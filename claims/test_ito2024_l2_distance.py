@@ -21,8 +21,8 @@ pytestmark = pytest.mark.claims
 CLAIM = "ito2024-l2-distance"
 
 
-def test_wm_barely_reduces_l2_distance(setting, claims_lab, verify):
-    s, pairs = claims_lab.setting(*setting), claims_lab.scale.pairs
+def test_wm_barely_reduces_l2_distance(setting_key, claims_lab, verify):
+    s, pairs = claims_lab.setting(*setting_key), claims_lab.scale.pairs
     ds = ito2024.l2_distance(s, pairs, claims_lab.scale.n_random)
     verify(CLAIM, ds, config=s.config,
            seeds=shared.seeds_of(pairs))

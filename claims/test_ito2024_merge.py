@@ -24,8 +24,8 @@ pytestmark = pytest.mark.claims
 CLAIM = "ito2024-merge-wm-vs-ste"
 
 
-def test_wm_beats_ste_with_three_models(setting, claims_lab, verify):
-    s, scale = claims_lab.setting(*setting), claims_lab.scale
+def test_wm_beats_ste_with_three_models(setting_key, claims_lab, verify):
+    s, scale = claims_lab.setting(*setting_key), claims_lab.scale
     ds = ito2024.merge_wm_vs_ste(s, scale.pairs, scale.n_models, s.run.merge_sizes)
     verify(CLAIM, ds, config={**s.config, "triples": list(ds.triple.values), "merge_sizes": list(s.run.merge_sizes),
                               "ste": str(scale.ste), "ste_gr": str(scale.ste_gr)},

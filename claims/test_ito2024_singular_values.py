@@ -17,8 +17,8 @@ pytestmark = pytest.mark.claims
 CLAIM = "ito2024-singular-values"
 
 
-def test_permutations_keep_singular_values(setting, claims_lab, verify):
-    s = claims_lab.setting(*setting)
+def test_permutations_keep_singular_values(setting_key, claims_lab, verify):
+    s = claims_lab.setting(*setting_key)
     seeds = list(range(2 * claims_lab.scale.n_pairs))
     ds = ito2024.singular_value_change(s, seeds)
     verify(CLAIM, ds, config=s.config, seeds=seeds)

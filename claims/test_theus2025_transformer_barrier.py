@@ -28,8 +28,8 @@ pytestmark = pytest.mark.claims
 CLAIM = "theus2025-transformer-barrier"
 
 
-def test_weight_matching_leaves_a_transformer_barrier(setting, claims_lab, verify):
-    s, pairs = claims_lab.setting(*setting), claims_lab.scale.pairs
+def test_weight_matching_leaves_a_transformer_barrier(setting_key, claims_lab, verify):
+    s, pairs = claims_lab.setting(*setting_key), claims_lab.scale.pairs
     reference = claims_lab.setting(*reference_mlp(claims_lab.scale))
     ds = theus2025.transformer_barrier(s, reference, pairs)
     verify(CLAIM, ds, config={**s.config, "reference_mlp": reference.label},

@@ -37,7 +37,7 @@ class Options:
     is_worker: bool
     device_label: str = ""
     _validated: bool = False
-    executor: str = "local"  # where models and matchings are built: "local" or "dask" (executor.py)
+    executor: str = "local"  # where models and matchings are built: "local" or "dask" (build/)
     scheduler: str | None = None  # the Dask scheduler's address (None: $LMC_CLAIMS_SCHEDULER, else a LocalCluster)
     shared_cache: bool = False  # Dask workers write the cache themselves
 

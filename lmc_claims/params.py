@@ -37,8 +37,9 @@ def claim_ids_of(item: pytest.Item) -> set[str]:
 def node_params(node: pytest.Item) -> dict:
     """The test's parametrisation as flat parameters (arch, dataset, width, ...)."""
     params = dict(getattr(getattr(node, "callspec", None), "params", {}))
-    if "setting" in params:
-        params = dict(zip(("arch", "dataset", "width"), params.pop("setting")), **params)
+    for key_param in ("setting_key", "setting"):
+        if key_param in params:
+            params = dict(zip(("arch", "dataset", "width"), params.pop(key_param)), **params)
     for run_param in ("width_run", "two_layer_run"):
         if run_param in params:
             params = dict(zip(("arch", "dataset"), params.pop(run_param)), **params)
@@ -55,7 +56,7 @@ def _skip_marks(reason: str | None) -> list:
 
 
 def parametrize(metafunc: pytest.Metafunc, scale) -> None:
-    """Claim tests asking for `setting` run once per architecture x dataset x width of the
+    """Claim tests asking for `setting_key` run once per architecture x dataset x width of the
     scale; `width_run` once per architecture x dataset with several widths; `two_layer_run` once,
     on the scale's two-layer family (`scales.two_layer_family`); `dimension_family` once per way
     the dimension claim varies the neurons' dimension."""
@@ -84,6 +85,8 @@ def parametrize(metafunc: pytest.Metafunc, scale) -> None:
             pytest.param((r.arch, r.dataset), id=f"{r.arch}-{r.dataset}", marks=_skip_marks(missing[r.dataset]))
             for r in scale.runs if len(r.widths) >= 2])
         return
-    metafunc.parametrize("setting", [
+    # `setting_key` (arch, dataset, width); `setting`, its former name, still works for users' own claim tests.
+    name = "setting_key" if "setting_key" in metafunc.fixturenames else "setting"
+    metafunc.parametrize(name, [
         pytest.param((r.arch, r.dataset, w), id=f"{r.arch}-{r.dataset}-w{w}", marks=_skip_marks(missing[r.dataset]))
         for r in scale.runs for w in r.widths])

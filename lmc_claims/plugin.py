@@ -130,7 +130,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if {"setting", "width_run", "two_layer_run", "dimension_family"} & set(metafunc.fixturenames):
+    if {"setting_key", "setting", "width_run", "two_layer_run", "dimension_family"} & set(metafunc.fixturenames):
         parametrize(metafunc, metafunc.config.stash[_KEY].scale())
 
 

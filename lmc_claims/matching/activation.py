@@ -14,7 +14,7 @@ composite input axis (`PermutationSpec.composite_axes`: a (C, H, W) map flattene
 Linear gives C blocks of H*W entries; concatenated channels give one segment per operand), its
 segment of the input is read as (N, C, block) and each channel's block of entries is more
 samples of that channel. A grouped Conv2d's input permutation (one shared by its groups, see
-permutation/derive.py) is read in every group's run of input channels.
+permutation/derive/) is read in every group's run of input channels.
 
 A residual stream has several consumers (each block's first conv, the next stage's conv and
 shortcut): their correlations are summed, a tensor read by two consumers counting once. Only a

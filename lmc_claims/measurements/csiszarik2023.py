@@ -55,19 +55,19 @@ def _samples(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
         ends["disagreement"][i] = disagreement(out[0][2], out[1][2])
         again = outputs(s.template, s.model(pair[0]), x, y)[2]  # the same model evaluated again
         ends["self_disagreement"][i] = disagreement(out[0][2], again)
-        cells, jobs = [], []  # (search, scheme, sample), scheme None for the midpoint c = 1/2
+        cells, tasks = [], []  # (search, scheme, sample), scheme None for the midpoint c = 1/2
         for j, search in enumerate(PATHS):
             a, b = s.model(pair[0]), s.permuted(search, *pair)
             cells.append((j, None, None))
-            jobs.append(functools.partial(_combined, s, a, b, functools.partial(constant_coefficients, s.spec, a, 0.5), x, y))
+            tasks.append(functools.partial(_combined, s, a, b, functools.partial(constant_coefficients, s.spec, a, 0.5), x, y))
             for k, scheme in enumerate(SCHEMES):
                 for q in range(n):
                     # The search is not part of the seed: naive and WM get the same c (a paired comparison).
                     c = functools.partial(coefficients, s.spec, a, scheme, generator("combination", *pair, k, q))
                     cells.append((j, k, q))
-                    jobs.append(functools.partial(_combined, s, a, b, c, x, y))
+                    tasks.append(functools.partial(_combined, s, a, b, c, x, y))
         seen = {}
-        for (j, k, q), (loss, acc, pred) in zip(cells, s.concurrently(jobs)):
+        for (j, k, q), (loss, acc, pred) in zip(cells, s.concurrently(tasks)):
             if k is None:
                 mid["loss"][i, j], mid["accuracy"][i, j] = loss, acc
                 continue
@@ -105,7 +105,7 @@ def _samples(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
 
 def _combined(s: Setting, a, b, make_c, x, y, template):
     """Test loss, accuracy and predictions of theta_c = c a + (1 - c) b, c = make_c() (BatchNorm
-    statistics reset): one of a measurement's jobs (`Setting.concurrently`)."""
+    statistics reset): one of a measurement's tasks (`Setting.concurrently`)."""
     return outputs(template, prepared(template, combine(a, b, make_c()), s.bn_data), x, y)
 
 

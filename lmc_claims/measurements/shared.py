@@ -69,15 +69,15 @@ def prefetch_curves(s: Setting, wanted: Sequence[tuple[Pair, str]]) -> None:
 
 def path_curves(s: Setting, paths: Sequence[tuple[Params, Params]]) -> list[dict]:
     """Loss / accuracy along each path (a, b) on each split, several at once on a CPU
-    (`Setting.concurrently`): a job per path and split, so that the cores share the work evenly,
+    (`Setting.concurrently`): a task per path and split, so that the cores share the work evenly,
     or per path with BatchNorm, whose statistics (reset on training data at every point) both
     splits then share."""
-    def job(a, b, splits, template):
+    def task(a, b, splits, template):
         return {split: interpolation_curve(template, a, b, *s.eval_sets[split], DEFAULT_LAMBDAS, bn_data=s.bn_data)
                 for split in splits}
 
     groups = [tuple(s.eval_sets)] if s.bn_data is not None else [(split,) for split in s.eval_sets]
-    done = s.concurrently([functools.partial(job, a, b, splits) for a, b in paths for splits in groups])
+    done = s.concurrently([functools.partial(task, a, b, splits) for a, b in paths for splits in groups])
     return [{k: v for part in done[i * len(groups):(i + 1) * len(groups)] for k, v in part.items()}
             for i in range(len(paths))]
 

@@ -26,26 +26,26 @@ class Architecture:
     # factory(input_shape, num_classes, width) -> nn.Module; `width` is the hidden size
     # of an MLP and the width multiplier of the conv nets.
     factory: Callable[..., nn.Module]
-    # None: the spec is derived from the model's graph (permutation/derive.py).
+    # None: the spec is derived from the model's graph (permutation/derive/).
     spec: Callable[[nn.Module], PermutationSpec] | None
     description: str
 
 
-def _mlp(depth: int):
+def mlp_of_depth(depth: int):
     return lambda input_shape, num_classes, width: MLP(input_shape, num_classes, width=width, depth=depth)
 
 
-def _vit(depth: int):
+def vit_of_depth(depth: int):
     return lambda input_shape, num_classes, width: ViT(input_shape, num_classes, width=width, depth=depth)
 
 
 ARCHITECTURES: dict[str, Architecture] = {
-    "mlp": Architecture("mlp", _mlp(3), mlp_spec, "MLP, 3 hidden layers of `width` units, ReLU (the papers' MNIST model)"),
-    "mlp-d1": Architecture("mlp-d1", _mlp(1), mlp_spec, "two-layer network: one hidden layer of `width` units (Ferbach et al.)"),
+    "mlp": Architecture("mlp", mlp_of_depth(3), mlp_spec, "MLP, 3 hidden layers of `width` units, ReLU (the papers' MNIST model)"),
+    "mlp-d1": Architecture("mlp-d1", mlp_of_depth(1), mlp_spec, "two-layer network: one hidden layer of `width` units (Ferbach et al.)"),
     "vgg11": Architecture("vgg11", VGG, vgg_spec, "VGG11 with BatchNorm, width multiplier x64 channels base"),
     "resnet20": Architecture("resnet20", partial(ResNet20, norm="bn"), resnet_spec, "ResNet20 with BatchNorm, width multiplier x16 channels base"),
     "resnet20ln": Architecture("resnet20ln", partial(ResNet20, norm="ln"), resnet_spec, "ResNet20 with LayerNorm (per-sample over C,H,W), width multiplier"),
     # Spec derived from the graph (None), as for a user's model.
-    "vit": Architecture("vit", _vit(VIT_DEPTH), None, f"pre-LayerNorm Vision Transformer, {VIT_DEPTH} blocks, `width` heads of "
+    "vit": Architecture("vit", vit_of_depth(VIT_DEPTH), None, f"pre-LayerNorm Vision Transformer, {VIT_DEPTH} blocks, `width` heads of "
                         "32 channels (dim 32 x width, MLP 2 x dim)"),
 }

@@ -11,7 +11,7 @@ from torch import nn
 from ..errors import LmcClaimsError, unknown_name
 from ..names import TAG
 from ..permutation.spec import PermutationSpec
-from . import ARCHITECTURES, Architecture, _mlp, _vit
+from . import ARCHITECTURES, Architecture, mlp_of_depth, vit_of_depth
 from .mlp import mlp_spec
 
 ENTRY_POINT_GROUP = "lmc_claims.architectures"
@@ -86,8 +86,8 @@ def get_architecture(name: str) -> Architecture:
     m = re.fullmatch(r"(mlp|vit)-d(\d+)", name)
     if m and int(m.group(2)) >= 1:
         depth = int(m.group(2))
-        arch = (Architecture(name, _mlp(depth), mlp_spec, f"MLP with {depth} hidden layers") if m.group(1) == "mlp" else
-                Architecture(name, _vit(depth), None, f"pre-LayerNorm Vision Transformer with {depth} blocks"))
+        arch = (Architecture(name, mlp_of_depth(depth), mlp_spec, f"MLP with {depth} hidden layers") if m.group(1) == "mlp" else
+                Architecture(name, vit_of_depth(depth), None, f"pre-LayerNorm Vision Transformer with {depth} blocks"))
     elif ":" in name:
         arch = _import_path(name)
     else:

@@ -113,7 +113,7 @@ def record_from_dataset(ds, data_file: str, run: dict | None = None) -> dict:
         "notes": list(notes) if isinstance(notes, list) else [notes] if notes else list(run.get("notes", [])),
         "data_file": data_file,
     }
-    # Regime, deciding split, published figures and the headline flag (session.verify wrote them).
+    # Regime, deciding split, published figures and the headline flag (verify.verify wrote them).
     context = _json_attr(attrs.get("claim_context"), {})
     record.update(context if isinstance(context, dict) else {})
     if "duration_s" in run:

@@ -26,26 +26,26 @@ _NO_VMAP: set[type] = set()  # model classes evaluated one point at a time
 _VMAP_CHECKED: set[type] = set()  # model classes whose batched outputs were compared with the plain ones
 
 
-def _identical(a: Params, b: Params) -> bool:
+def identical(a: Params, b: Params) -> bool:
     return a.keys() == b.keys() and all(
         torch.equal(a[k], b[k]) and (not a[k].is_floating_point() or bool(torch.isfinite(a[k]).all())) for k in a)
 
 
-def _batches(x, y, batch: int = EVAL_BATCH):
+def in_batches(x, y, batch: int = EVAL_BATCH):
     return [(x[i : i + batch], y[i : i + batch]) for i in range(0, len(x), batch)]
 
 
-def _interior(model: nn.Module, a: Params, b: Params, x, y, lams: list[float]):
+def interior(model: nn.Module, a: Params, b: Params, x, y, lams: list[float]):
     """Loss and accuracy at each lam of `lams` (no BatchNorm reset)."""
     model.eval()
-    batches = _batches(x, y)
+    batches = in_batches(x, y)
     with torch.no_grad():
-        return _points(model, a, b, x, batches, lams, _Stem.find(model, a, b, batches))
+        return points_on_line(model, a, b, x, batches, lams, Stem.find(model, a, b, batches))
 
 
-def _points(model: nn.Module, a: Params, b: Params, x, batches, lams: list[float], stem):
-    """`_run` in chunks of `_vmap_chunk` points, or one point at a time where the batched pass fails."""
-    chunk = _vmap_chunk(model, a, x, lams)
+def points_on_line(model: nn.Module, a: Params, b: Params, x, batches, lams: list[float], stem):
+    """`_run` in chunks of `vmap_chunk` points, or one point at a time where the batched pass fails."""
+    chunk = vmap_chunk(model, a, x, lams)
     if chunk > 1:
         try:
             return _run(model, a, b, batches, lams, stem, chunk)
@@ -63,7 +63,7 @@ def _give_up_vmap(model: nn.Module, e: Exception) -> None:
                   "at a time", RuntimeWarning, stacklevel=4)
 
 
-def _vmap_chunk(model: nn.Module, a: Params, x, lams) -> int:
+def vmap_chunk(model: nn.Module, a: Params, x, lams) -> int:
     """Points per batched pass; 1 for one point at a time."""
     if len(lams) < 2 or type(model) in _NO_VMAP:
         return 1
@@ -169,7 +169,7 @@ class _StemFound(Exception):
     pass
 
 
-class _Stem:
+class Stem:
     """The first nn.Linear to read the input, when it reads (a view of) the input itself: its
     outputs at the two endpoints for every batch, and the model's forward made to take its
     output at lam from them."""
@@ -178,7 +178,7 @@ class _Stem:
         self.module, self.inputs, self.ends, self.z = module, inputs, ends, None
 
     @staticmethod
-    def find(model: nn.Module, a: Params, b: Params, batches) -> "_Stem | None":
+    def find(model: nn.Module, a: Params, b: Params, batches) -> "Stem | None":
         if not batches or model._parameters or model._buffers:
             return None
         try:
@@ -200,7 +200,7 @@ class _Stem:
                     for inp in inputs]
         except Exception:  # noqa: BLE001  (no stem: every layer evaluated as it is)
             return None
-        return _Stem(module, inputs, ends)
+        return Stem(module, inputs, ends)
 
     def load(self, i: int, lam: float) -> None:
         za, zb = self.ends[i]

@@ -115,7 +115,7 @@ def _version(t) -> int | None:
 _BN_MEMO: list = [None]  # (identity of model, a, b, bn_data; {lam: reset buffers}) of the last path
 
 
-def _bn_memo(model: nn.Module, a: Params, b: Params, bn_data: torch.Tensor) -> dict | None:
+def bn_memo(model: nn.Module, a: Params, b: Params, bn_data: torch.Tensor) -> dict | None:
     """The reset statistics of the last path when this call has the same model, endpoints and
     data (unchanged: same objects, no in-place change since), so that a path's train and test
     curves reset them once. None when `a` does not hold every entry of the model's state."""
@@ -132,7 +132,7 @@ def _bn_memo(model: nn.Module, a: Params, b: Params, bn_data: torch.Tensor) -> d
     return entry[1]
 
 
-def _reset_point(model: nn.Module, a: Params, b: Params, lam: float, bn_data, stats: dict | None) -> Params:
+def reset_point(model: nn.Module, a: Params, b: Params, lam: float, bn_data, stats: dict | None) -> Params:
     params = lerp(a, b, lam)
     if stats is not None and lam in stats:
         return {**params, **stats[lam]}

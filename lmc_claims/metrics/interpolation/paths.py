@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 from .curves import Params, Curve, DEFAULT_LAMBDAS, chord, lerp
-from .engine import _Stem, _batches, _identical, _interior, _points, _vmap_chunk
-from .evaluation import _bn_memo, _reset_point, endpoint, evaluate, reset_bn_stats
+from .engine import Stem, in_batches, identical, interior, points_on_line, vmap_chunk
+from .evaluation import bn_memo, reset_point, endpoint, evaluate, reset_bn_stats
 
 
 def interpolation_curve(model: nn.Module, a: Params, b: Params, x, y, lambdas=DEFAULT_LAMBDAS,
@@ -26,20 +26,20 @@ def interpolation_curve(model: nn.Module, a: Params, b: Params, x, y, lambdas=DE
     pass: see the notes below)."""
     lambdas = np.asarray(lambdas, dtype=float)
     loss, acc = np.empty(len(lambdas)), np.empty(len(lambdas))
-    if _identical(a, b):  # lerp(a, a, lam) is a exactly: every point is the same model
+    if identical(a, b):  # lerp(a, a, lam) is a exactly: every point is the same model
         params = reset_bn_stats(model, a, bn_data) if bn_data is not None else a
         loss[:], acc[:] = evaluate(model, params, x, y) if len(lambdas) else (0.0, 0.0)
         return Curve(lambdas, loss, acc)
     if bn_data is not None:
-        stats = _bn_memo(model, a, b, bn_data)
+        stats = bn_memo(model, a, b, bn_data)
         for i, lam in enumerate(lambdas):
-            loss[i], acc[i] = evaluate(model, _reset_point(model, a, b, float(lam), bn_data, stats), x, y)
+            loss[i], acc[i] = evaluate(model, reset_point(model, a, b, float(lam), bn_data, stats), x, y)
         return Curve(lambdas, loss, acc)
     inner = [i for i, lam in enumerate(lambdas) if lam not in (0.0, 1.0)]
     for i in sorted(set(range(len(lambdas))) - set(inner)):
         loss[i], acc[i] = endpoint(model, a if lambdas[i] == 0.0 else b, x, y)  # lerp(a, b, 0) is a, at 1 b
     if inner:
-        loss[inner], acc[inner] = _interior(model, a, b, x, y, [float(lambdas[i]) for i in inner])
+        loss[inner], acc[inner] = interior(model, a, b, x, y, [float(lambdas[i]) for i in inner])
     return Curve(lambdas, loss, acc)
 
 
@@ -59,7 +59,7 @@ class Line:
         self.model, self.a, self.b, self.x, self.y, self.bn_data = model, a, b, x, y, bn_data
         self.points: dict[Fraction, tuple[float, float]] = {}
         self._stem: list = []  # found on the first interior point
-        self._batches = _batches(x, y)
+        self.in_batches = in_batches(x, y)
 
     def know(self, curve: Curve) -> None:
         """Take the points of a curve of this line computed elsewhere (from a to b, the naive path)."""
@@ -113,7 +113,7 @@ class Line:
     def _chunk(self, n: int) -> int:
         if self.bn_data is not None or n < 2:
             return 1
-        return _vmap_chunk(self.model, self.a, self.x, [0.5] * n)
+        return vmap_chunk(self.model, self.a, self.x, [0.5] * n)
 
     def _compute(self, keys: list[Fraction]) -> None:
         keys = list(dict.fromkeys(keys))
@@ -129,8 +129,8 @@ class Line:
         self.model.eval()
         with torch.no_grad():
             if not self._stem:
-                self._stem.append(_Stem.find(self.model, self.a, self.b, self._batches))
-            loss, acc = _points(self.model, self.a, self.b, self.x, self._batches, [float(k) for k in inner], self._stem[0])
+                self._stem.append(Stem.find(self.model, self.a, self.b, self.in_batches))
+            loss, acc = points_on_line(self.model, self.a, self.b, self.x, self.in_batches, [float(k) for k in inner], self._stem[0])
         for k, l_, a_ in zip(inner, loss, acc):
             self.points[k] = (float(l_), float(a_))
 
