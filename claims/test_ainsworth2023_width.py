@@ -17,7 +17,7 @@ CLAIM = "ainsworth2023-width"
 
 def test_barrier_falls_with_width(width_run, claims_lab, verify):
     arch, dataset = width_run
-    pairs = claims_lab.scale.pairs
-    ds = ainsworth2023.width_sweep(claims_lab.settings(arch, dataset), pairs, searches=("wm", "am"))
-    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "widths": list(ds.width.values)},
-           seeds=shared.seeds_of(pairs))
+    settings = claims_lab.settings(arch, dataset)
+    verify(CLAIM, lambda pairs: ainsworth2023.width_sweep(settings, pairs, searches=("wm", "am")),
+           config=lambda ds, pairs: {"arch": arch, "dataset": dataset, "widths": list(ds.width.values)},
+           seeds=lambda ds, pairs: shared.seeds_of(pairs))

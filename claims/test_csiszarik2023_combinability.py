@@ -31,9 +31,8 @@ CLAIM = "csiszarik2023-combinability"
 
 
 def test_aligned_combinations_keep_a_low_loss(setting_key, claims_lab, verify):
-    s, pairs = claims_lab.setting(*setting_key), claims_lab.scale.pairs
-    ds = csiszarik2023.combinability(s, pairs, claims_lab.scale.combination_samples)
-    verify(CLAIM, ds, config={**s.config, "schemes": list(SCHEMES),
-                              "samples_per_scheme": int(ds.attrs["samples_per_scheme"]),
-                              "n_test_eval": int(ds.attrs["n_test_eval"])},
-           seeds=shared.seeds_of(pairs))
+    s, n = claims_lab.setting(*setting_key), claims_lab.scale.combination_samples
+    verify(CLAIM, lambda pairs: csiszarik2023.combinability(s, pairs, n),
+           config=lambda ds, pairs: {**s.config, "schemes": list(SCHEMES), "samples_per_scheme": int(ds.attrs["samples_per_scheme"]),
+                                     "n_test_eval": int(ds.attrs["n_test_eval"])},
+           seeds=lambda ds, pairs: shared.seeds_of(pairs))

@@ -30,9 +30,9 @@ CLAIM = "csiszarik2023-robustness"
 
 
 def test_perturbed_matchings_still_combine(setting_key, claims_lab, verify):
-    s, pairs = claims_lab.setting(*setting_key), claims_lab.scale.pairs
-    ds = csiszarik2023.robustness(s, pairs, claims_lab.scale.combination_samples)
-    verify(CLAIM, ds, config={**s.config, "fractions": list(FRACTIONS),
-                              "samples_per_fraction": int(ds.attrs["samples_per_fraction"]),
-                              "n_test_eval": int(ds.attrs["n_test_eval"])},
-           seeds=shared.seeds_of(pairs))
+    s, n = claims_lab.setting(*setting_key), claims_lab.scale.combination_samples
+    verify(CLAIM, lambda pairs: csiszarik2023.robustness(s, pairs, n),
+           config=lambda ds, pairs: {**s.config, "fractions": list(FRACTIONS),
+                                     "samples_per_fraction": int(ds.attrs["samples_per_fraction"]),
+                                     "n_test_eval": int(ds.attrs["n_test_eval"])},
+           seeds=lambda ds, pairs: shared.seeds_of(pairs))

@@ -28,23 +28,28 @@ CLAIM = "ferbach2024-dimension-vs-barrier"
 
 def test_lower_dimension_lower_barrier(dimension_family, claims_lab, verify):
     variation, arch, dataset = dimension_family
-    pairs = claims_lab.scale.pairs
     runs = ferbach2024.variation_runs(claims_lab.scale, variation)
     widths = ferbach2024.shared_widths(runs)
-    if variation == "lr":
-        ds = ferbach2024.figure2([(ferbach2024.setting_label(r, variation), claims_lab.setting(r.arch, r.dataset, max(widths)))
-                                  for r in runs], pairs)
-        barriers, dims = ds.wm_midpoint_test_loss.mean("pair"), ds.support_dim.mean("pair")
-    else:
+
+    def measure(pairs):
+        if variation == "lr":
+            return ferbach2024.figure2([(ferbach2024.setting_label(r, variation), claims_lab.setting(r.arch, r.dataset, max(widths)))
+                                        for r in runs], pairs)
         families = [(ferbach2024.setting_label(r, variation), claims_lab.settings(r.arch, r.dataset, widths)) for r in runs]
-        ds = ferbach2024.dimension_vs_barrier(families, pairs, variation)
-        barriers, dims = ds.wm_barrier.mean(("pair", "width")), ds.support_dim.mean(("pair", "width"))
-    note = "mean over pairs (and widths), per setting: " + "; ".join(
-        f"{name}: dimension {float(dims.sel(setting=name)):.1f}, WM barrier {float(barriers.sel(setting=name)):.3f} nats"
-        for name in ds.setting.values)
+        return ferbach2024.dimension_vs_barrier(families, pairs, variation)
+
+    def note(ds, pairs):
+        if variation == "lr":
+            barriers, dims = ds.wm_midpoint_test_loss.mean("pair"), ds.support_dim.mean("pair")
+        else:
+            barriers, dims = ds.wm_barrier.mean(("pair", "width")), ds.support_dim.mean(("pair", "width"))
+        return ("mean over pairs (and widths), per setting: " + "; ".join(
+            f"{name}: dimension {float(dims.sel(setting=name)):.1f}, WM barrier {float(barriers.sel(setting=name)):.3f} nats"
+            for name in ds.setting.values),)
+
     recipe = claims_lab.scale.run(arch, dataset).recipe
-    verify(CLAIM, ds, config={"arch": arch, "base_dataset": dataset, "variation": variation,
-                              "settings": list(ds.setting.values), "widths": list(widths),
-                              "optimizer": recipe.optimizer, "momentum": recipe.momentum,
-                              "lrs": [r.recipe.lr for r in runs], "epochs": recipe.epochs, "batch_size": recipe.batch_size},
-           seeds=shared.seeds_of(pairs), notes=(note,))
+    verify(CLAIM, measure, config=lambda ds, pairs: {
+               "arch": arch, "base_dataset": dataset, "variation": variation, "settings": list(ds.setting.values),
+               "widths": list(widths), "optimizer": recipe.optimizer, "momentum": recipe.momentum,
+               "lrs": [r.recipe.lr for r in runs], "epochs": recipe.epochs, "batch_size": recipe.batch_size},
+           seeds=lambda ds, pairs: shared.seeds_of(pairs), notes=note)

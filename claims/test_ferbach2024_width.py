@@ -36,17 +36,19 @@ CLAIM = "ferbach2024-barrier-vs-width"
 
 def test_barrier_shrinks_with_width(two_layer_run, claims_lab, verify):
     arch, dataset = two_layer_run
-    pairs = claims_lab.scale.pairs
     run = claims_lab.scale.run(arch, dataset)
-    ds = ferbach2024.barrier_vs_width(claims_lab.settings(arch, dataset), pairs)
-    slope = ds.wm_barrier_loglog_slope
-    note = (f"measured WM log-log slope per pair {[round(float(v), 3) for v in slope.values]} "
-            f"(mean {float(slope.mean()):.3f}); predicted -1/d: {float(ds.predicted_slope_ambient[0]):.4f} for the "
-            f"ambient dimension, {float(ds.predicted_slope_effective.mean()):.3f} for the measured dimension "
-            f"(participation ratio {float(ds.support_dim.sel(width=max(run.widths)).mean()):.1f} at width "
-            f"{max(run.widths)}); naive slope mean {float(ds.naive_barrier_loglog_slope.mean()):.3f}")
+    settings = claims_lab.settings(arch, dataset)
+
+    def note(ds, pairs):
+        slope = ds.wm_barrier_loglog_slope
+        return (f"measured WM log-log slope per pair {[round(float(v), 3) for v in slope.values]} "
+                f"(mean {float(slope.mean()):.3f}); predicted -1/d: {float(ds.predicted_slope_ambient[0]):.4f} for the "
+                f"ambient dimension, {float(ds.predicted_slope_effective.mean()):.3f} for the measured dimension "
+                f"(participation ratio {float(ds.support_dim.sel(width=max(run.widths)).mean()):.1f} at width "
+                f"{max(run.widths)}); naive slope mean {float(ds.naive_barrier_loglog_slope.mean()):.3f}",)
+
     recipe = run.recipe
-    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "widths": list(run.widths), "optimizer": recipe.optimizer,
-                              "lr": recipe.lr, "epochs": recipe.epochs, "batch_size": recipe.batch_size,
-                              "n_train": recipe.n_train},
-           seeds=shared.seeds_of(pairs), notes=(note,))
+    verify(CLAIM, lambda pairs: ferbach2024.barrier_vs_width(settings, pairs),
+           config={"arch": arch, "dataset": dataset, "widths": list(run.widths), "optimizer": recipe.optimizer,
+                   "lr": recipe.lr, "epochs": recipe.epochs, "batch_size": recipe.batch_size, "n_train": recipe.n_train},
+           seeds=lambda ds, pairs: shared.seeds_of(pairs), notes=note)

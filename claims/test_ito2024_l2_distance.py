@@ -22,7 +22,6 @@ CLAIM = "ito2024-l2-distance"
 
 
 def test_wm_barely_reduces_l2_distance(setting_key, claims_lab, verify):
-    s, pairs = claims_lab.setting(*setting_key), claims_lab.scale.pairs
-    ds = ito2024.l2_distance(s, pairs, claims_lab.scale.n_random)
-    verify(CLAIM, ds, config=s.config,
-           seeds=shared.seeds_of(pairs))
+    s, n_random = claims_lab.setting(*setting_key), claims_lab.scale.n_random
+    verify(CLAIM, lambda pairs: ito2024.l2_distance(s, pairs, n_random), config=s.config,
+           seeds=lambda ds, pairs: shared.seeds_of(pairs))

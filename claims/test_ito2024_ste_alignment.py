@@ -24,7 +24,6 @@ CLAIM = "ito2024-ste-alignment"
 
 
 def test_ste_does_not_align_singular_vectors(setting_key, claims_lab, verify):
-    s, pairs = claims_lab.setting(*setting_key), claims_lab.scale.pairs
-    ds = ito2024.ste_alignment(s, pairs, claims_lab.scale.n_random)
-    verify(CLAIM, ds, config={**s.config, "ste": str(claims_lab.scale.ste)},
-           seeds=shared.seeds_of(pairs), notes=(ito2024.ito_r_note(ds),))
+    s, n_random = claims_lab.setting(*setting_key), claims_lab.scale.n_random
+    verify(CLAIM, lambda pairs: ito2024.ste_alignment(s, pairs, n_random), config={**s.config, "ste": str(claims_lab.scale.ste)},
+           seeds=lambda ds, pairs: shared.seeds_of(pairs), notes=lambda ds, pairs: (ito2024.ito_r_note(ds),))

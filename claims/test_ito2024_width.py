@@ -21,7 +21,7 @@ CLAIM = "ito2024-width"
 
 def test_width_makes_lmc_easier(width_run, claims_lab, verify):
     arch, dataset = width_run
-    pairs = claims_lab.scale.pairs
-    ds = shared.width_sweep(claims_lab.settings(arch, dataset), pairs, searches=("wm", "am"))
-    verify(CLAIM, ds, config={"arch": arch, "dataset": dataset, "widths": list(ds.width.values), "energy": ENERGY},
-           seeds=shared.seeds_of(pairs))
+    settings = claims_lab.settings(arch, dataset)
+    verify(CLAIM, lambda pairs: shared.width_sweep(settings, pairs, searches=("wm", "am")),
+           config=lambda ds, pairs: {"arch": arch, "dataset": dataset, "widths": list(ds.width.values), "energy": ENERGY},
+           seeds=lambda ds, pairs: shared.seeds_of(pairs))

@@ -29,8 +29,7 @@ CLAIM = "theus2025-transformer-barrier"
 
 
 def test_weight_matching_leaves_a_transformer_barrier(setting_key, claims_lab, verify):
-    s, pairs = claims_lab.setting(*setting_key), claims_lab.scale.pairs
+    s = claims_lab.setting(*setting_key)
     reference = claims_lab.setting(*reference_mlp(claims_lab.scale))
-    ds = theus2025.transformer_barrier(s, reference, pairs)
-    verify(CLAIM, ds, config={**s.config, "reference_mlp": reference.label},
-           seeds=shared.seeds_of(pairs))
+    verify(CLAIM, lambda pairs: theus2025.transformer_barrier(s, reference, pairs),
+           config={**s.config, "reference_mlp": reference.label}, seeds=lambda ds, pairs: shared.seeds_of(pairs))

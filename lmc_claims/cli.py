@@ -120,7 +120,7 @@ def cmd_prebuild(args) -> int:
     cs = Options(scale_name=args.claims_scale, archs=split_list(args.claims_arch), claim_ids=split_list(args.claims_id),
                        device_name=args.claims_device, cache_dir=None, report_dir=Path("."),
                        datasets=split_list(args.claims_dataset), data_root=args.claims_data_root, quiet=args.quiet,
-                       is_worker=False)
+                       is_worker=False, seed_start=args.claims_seeds)
     from .catalogue import get_claim
 
     for claim_id in cs.claim_ids or ():
@@ -133,7 +133,10 @@ def cmd_prebuild(args) -> int:
                              shared_cache_root=zoo.root.resolve() if args.claims_shared_cache else None)
     try:
         lab = Lab(scale, device, zoo, progress, executor)
-        summary = executor.prebuild(for_claims(scale, cs.claim_ids).jobs(lab), lab.builds)
+        plan = for_claims(scale, cs.claim_ids)
+        looks = plan.looks()
+        samples = looks[min(max(args.look, 1), len(looks)) - 1]
+        summary = executor.prebuild(plan.at_look(samples).jobs(lab), lab.builds)
     except KeyboardInterrupt:
         print("lmc-claims: interrupted; outstanding jobs cancelled (the cache holds what was finished)", file=sys.stderr)
         return 130
@@ -174,6 +177,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--claims-cache-dir", default=None, metavar="DIR",
                    help="the model cache (default: $LMC_CLAIMS_CACHE or ~/.cache/lmc-claims)")
     p.add_argument("--claims-data-root", default=None, metavar="DIR", help="where downloaded datasets live")
+    p.add_argument("--claims-seeds", type=int, default=0, metavar="START", help="the first model seed (default 0)")
+    p.add_argument("--look", type=int, default=1, metavar="K",
+                   help="build up to the K-th look of the sequential design (default 1: the first samples; "
+                   "later looks are what undecided claim tests ask for)")
     p.add_argument("--claims-executor", default="local", help="local (default: this process) or dask")
     p.add_argument("--claims-scheduler", default=None, metavar="ADDRESS",
                    help="the Dask scheduler (default: $LMC_CLAIMS_SCHEDULER; neither: a LocalCluster on this machine)")

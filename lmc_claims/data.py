@@ -9,9 +9,7 @@ after their files are verified.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -20,7 +18,7 @@ import numpy as np
 import torch
 
 from .datasets import INPUT_SHAPES, NAMES, check_dataset_name, pca_parts  # noqa: F401  (names live in the config layer)
-from .errors import LmcClaimsError, unknown_name
+from .errors import LmcClaimsError
 
 SPLIT_SEED = 20240206  # fixed: the train/test split is part of the dataset's identity
 

@@ -1,5 +1,5 @@
 """The papers' protocol designs as seed arithmetic (no torch): which models form Ito et al.'s
-triples and merge sets, the third model of the transitivity claim, and the runs Ferbach et al.'s
+triples and merge sets, the common model of the transitivity claim, and the runs Ferbach et al.'s
 dimension claim compares. The measurements use them to measure, the plan to build up front, so
 both read one definition.
 """
@@ -23,25 +23,21 @@ THREE_MODEL_METHODS = ("wm", "ste")
 MERGE_METHODS = ("naive", "wm", "ste", "mergemany")
 
 
-def model_triples(pairs: Sequence[Pair], n_models: int) -> list[tuple[int, int, int]]:
-    """Disjoint (anchor a, b, c) triples: each pair (a, b) gets a third model c of its own, beyond
-    the pairs' seeds, so the triples share no model (independent samples) and b's matching onto a
-    is the pair's. As many triples as the models allow."""
-    extra = [m for m in range(n_models) if all(m not in p for p in pairs)]
-    return [(a, b, c) for (a, b), c in zip(pairs, extra)]
+def model_triples(pairs: Sequence[Pair], thirds: Sequence[int]) -> list[tuple[int, int, int]]:
+    """(anchor a, b, c) triples: each pair (a, b) with its own third model c (`Scale.thirds`), so the
+    triples share no model (independent samples) and b's matching onto a is the pair's."""
+    return [(a, b, c) for (a, b), c in zip(pairs, thirds)]
 
 
-def model_sets(triples: Sequence[tuple[int, ...]], size: int, n_models: int) -> list[list[int]]:
-    """Disjoint model sets of `size` (anchor first), laid out over the triples' seeds, then the rest."""
+def model_sets(triples: Sequence[tuple[int, ...]], size: int) -> list[list[int]]:
+    """Disjoint model sets of `size` (anchor first), laid out over the triples' seeds in order."""
     order = [m for t in triples for m in t]
-    order += [m for m in range(n_models) if m not in order]
     return [order[i : i + size] for i in range(0, len(order) - size + 1, size)]
 
 
-def merge_sets(pairs: Sequence[Pair], n_models: int, merge_sizes: Sequence[int]) -> dict[int, list[list[int]]]:
-    """The disjoint model sets merged for each N the models allow (anchor first)."""
-    triples = model_triples(pairs, n_models)
-    return {n: v for n in merge_sizes if (v := model_sets(triples, n, n_models))}
+def merge_sets(triples: Sequence[tuple[int, ...]], merge_sizes: Sequence[int]) -> dict[int, list[list[int]]]:
+    """The disjoint model sets merged for each N the triples' models allow (anchor first)."""
+    return {n: v for n in merge_sizes if (v := model_sets(triples, n))}
 
 
 def three_model_searches(triples: Sequence[tuple[int, int, int]], methods=THREE_MODEL_METHODS) -> list[Search]:
@@ -57,18 +53,9 @@ def merge_searches(sets_by_n: dict[int, Sequence[Sequence[int]]]) -> list[Search
 
 # -- Csiszárik et al.: transitivity ----------------------------------------------------------------
 
-def third_model(pairs: Sequence[Pair], index: int) -> int:
-    """The common model C both members of pair `index` are re-based onto: the first model of the
-    next pair (cyclically), an already trained model outside the pair. With a single pair, the
-    next seed after it."""
-    if len(pairs) < 2:
-        return max(pairs[index]) + 1
-    return pairs[(index + 1) % len(pairs)][0]
-
-
-def transitive_searches(pairs: Sequence[Pair]) -> list[Search]:
-    """Both members of every pair re-based (WM) onto the pair's third model."""
-    return [("wm", third_model(pairs, i), s) for i, pair in enumerate(pairs) for s in pair]
+def transitive_searches(pairs: Sequence[Pair], thirds: Sequence[int]) -> list[Search]:
+    """Both members of every pair re-based (WM) onto the pair's own third model C."""
+    return [("wm", c, s) for pair, c in zip(pairs, thirds) for s in pair]
 
 
 # -- Ferbach et al.: the two-layer family and Figure 2 ---------------------------------------------

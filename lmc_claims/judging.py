@@ -15,8 +15,23 @@ import numpy as np
 from scipy import stats
 
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
-VERDICTS = (PASS, FAIL, INCONCLUSIVE)
-CONFIDENCE = 0.95  # one-sided bounds use Student's t at this level
+# A claim test whose premise (the condition its paper's statement presupposes) does not hold here:
+# never a FAIL of the claim, shown with the measured value.
+PREMISE_NOT_MET = "premise-not-met"
+VERDICTS = (PASS, FAIL, INCONCLUSIVE, PREMISE_NOT_MET)
+# Each side's error over all the looks of a sequential claim test: a PASS when the criterion is
+# false, or a FAIL when it holds, has probability at most ALPHA however many looks are taken.
+ALPHA = 0.05
+CONFIDENCE = 1 - ALPHA  # one look: one-sided bounds use Student's t at this level
+
+
+def alpha_per_look(looks: int) -> float:
+    """The level of each look when a test may look `looks` times: ALPHA split evenly over the looks
+    (Bonferroni's inequality: P(any of K looks errs) <= sum of the K levels). The simplest valid
+    group-sequential rule; see Jennison & Turnbull, Group Sequential Methods with Applications to
+    Clinical Trials (2000), ch. 2, where it bounds Pocock's and O'Brien-Fleming's boundaries from
+    the conservative side. It holds for any dependence between the looks (ours share samples)."""
+    return ALPHA / max(1, looks)
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,11 @@ class Criterion:
     # A condition for the comparison to mean anything (e.g. STE left its starting point): when it
     # does not pass, the claim is inconclusive, whatever the other criteria say.
     precondition: bool = False
+    # The paper's premise (its statement presupposes it): judged like a criterion; when it fails, the
+    # claim test is "premise not met", never a FAIL.
+    premise: bool = False
+    # "YYYY-MM-DD: what it was, and why it changed" for a criterion corrected after results were seen.
+    corrected: str = ""
 
     def text(self) -> str:
         return f"{self.statistic} {self.op} {self.threshold:g}"
@@ -125,14 +145,19 @@ class Judgement:
     n: int
     mean: float
     std: float
-    lower: float  # one-sided bounds of the mean (the worst seed for exact criteria)
+    lower: float  # one-sided bounds of the mean at the look's level (the worst seed for exact criteria)
     upper: float
     verdict: str
+    alpha: float = ALPHA  # the look's one-sided level (alpha_per_look)
+    low95: float = math.nan  # the mean's two-sided 95% interval, for the report
+    high95: float = math.nan
 
     def as_dict(self) -> dict:
         d = asdict(self)
         d["criterion"] = self.criterion.text()
         d["source"] = self.criterion.source
+        d["premise"] = self.criterion.premise
+        d["corrected"] = self.criterion.corrected
         return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in d.items()}
 
 
@@ -140,20 +165,22 @@ def _holds(value: float, op: str, threshold: float) -> bool:
     return {">": value > threshold, ">=": value >= threshold, "<": value < threshold, "<=": value <= threshold}[op]
 
 
-def judge(criterion: Criterion, values, min_seeds: int) -> Judgement:
-    """Pass when the whole one-sided confidence bound satisfies the criterion, fail when
+def judge(criterion: Criterion, values, min_seeds: int, alpha: float = ALPHA) -> Judgement:
+    """Pass when the whole one-sided (1 - alpha) confidence bound satisfies the criterion, fail when
     the bound on the other side already violates it, inconclusive otherwise (or too few seeds)."""
     v = np.asarray(values, dtype=float).ravel()
     v = v[np.isfinite(v)]
     mean, std, n = summarise(v)
     if n == 0:
-        return Judgement(criterion, 0, math.nan, math.nan, math.nan, math.nan, INCONCLUSIVE)
+        return Judgement(criterion, 0, math.nan, math.nan, math.nan, math.nan, INCONCLUSIVE, alpha)
     if criterion.exact:
         lower, upper = float(v.min()), float(v.max())
         worst = upper if criterion.op.startswith("<") else lower
         verdict = PASS if _holds(worst, criterion.op, criterion.threshold) else FAIL
-        return Judgement(criterion, n, mean, std, lower, upper, verdict if n >= min_seeds else INCONCLUSIVE)
-    half = stats.t.ppf(CONFIDENCE, n - 1) * std / math.sqrt(n) if n > 1 else math.inf
+        return Judgement(criterion, n, mean, std, lower, upper, verdict if n >= min_seeds else INCONCLUSIVE, alpha,
+                         lower, upper)
+    half = stats.t.ppf(1 - alpha, n - 1) * std / math.sqrt(n) if n > 1 else math.inf
+    half95 = stats.t.ppf(0.975, n - 1) * std / math.sqrt(n) if n > 1 else math.inf
     lower, upper = mean - half, mean + half
     favourable, unfavourable = (lower, upper) if criterion.op.startswith(">") else (upper, lower)
     if n < min_seeds:
@@ -164,10 +191,18 @@ def judge(criterion: Criterion, values, min_seeds: int) -> Judgement:
         verdict = FAIL
     else:
         verdict = INCONCLUSIVE
-    return Judgement(criterion, n, mean, std, lower, upper, verdict)
+    return Judgement(criterion, n, mean, std, lower, upper, verdict, alpha, mean - half95, mean + half95)
 
 
 def overall(judgements: list[Judgement]) -> str:
+    """FAIL / PASS / INCONCLUSIVE over the criteria; a premise that fails makes the test "premise
+    not met" and one not yet decided leaves it inconclusive, whatever the criteria say."""
+    premises = [j for j in judgements if j.criterion.premise]
+    if any(j.verdict == FAIL for j in premises):
+        return PREMISE_NOT_MET
+    if any(j.verdict != PASS for j in premises):
+        return INCONCLUSIVE
+    judgements = [j for j in judgements if not j.criterion.premise]
     if any(j.criterion.precondition and j.verdict != PASS for j in judgements):
         return INCONCLUSIVE
     verdicts = [j.verdict for j in judgements]

@@ -31,7 +31,7 @@ from .names import check_method
 from .permutation.apply import Params, Perms, apply_permutation
 from .progress import Progress
 from .recipes import SteRecipe
-from .scales import Run, Scale
+from .scales import Scale
 from .zoo import Zoo
 
 T = TypeVar("T")
@@ -178,8 +178,8 @@ class Setting:
         if not self.builds.memoised(("model", self.train_job(seed))):
             # The first model asked for of a setting brings its pair partners along: the claims
             # use them all, and models trained together share the CPU's cores.
-            paired = range(2 * self.scale.n_pairs)
-            self.models(list(paired) if seed in paired else [seed])
+            paired = [m for pair in self.scale.pairs for m in pair]
+            self.models(paired if seed in paired else [seed])
         return self.builds.model(self.train_job(seed))
 
     def models(self, seeds: Sequence[int]) -> list[Params]:

@@ -37,6 +37,7 @@ class Options:
     is_worker: bool
     device_label: str = ""
     _validated: bool = False
+    seed_start: int = 0  # --claims-seeds: the first model seed (another start: a fresh sample)
     executor: str = "local"  # where models and matchings are built: "local" or "dask" (build/)
     scheduler: str | None = None  # the Dask scheduler's address (None: $LMC_CLAIMS_SCHEDULER, else a LocalCluster)
     shared_cache: bool = False  # Dask workers write the cache themselves
@@ -58,12 +59,13 @@ class Options:
             executor=getattr(opt, "claims_executor", "local"),
             scheduler=getattr(opt, "claims_scheduler", None),
             shared_cache=getattr(opt, "claims_shared_cache", False),
+            seed_start=getattr(opt, "claims_seeds", 0) or 0,
         )
 
     @property
     def customised(self) -> bool:
         """Whether any claims option differs from its default (then it is validated even without -m claims)."""
-        return (self.scale_name != "ci" or self.device_name != "auto" or bool(self.archs or self.datasets
+        return (self.scale_name != "ci" or self.device_name != "auto" or bool(self.seed_start or self.archs or self.datasets
                                                                                   or self.claim_ids))
 
     def validate(self, selected: bool) -> None:
@@ -94,6 +96,10 @@ class Options:
         for d in self.datasets or ():
             check_dataset_name(d)
         scale = scale.select(self.archs, self.datasets)
+        if self.seed_start:
+            from dataclasses import replace
+
+            scale = replace(scale, seed_start=self.seed_start)
         if not self._validated:
             for r in scale.runs:
                 if r.arch not in ARCHITECTURES:

@@ -26,46 +26,57 @@ if TYPE_CHECKING:
 SettingKey = tuple[str, str, int]  # (arch, dataset, width)
 
 
-def searches_of(scale: "Scale", key: SettingKey, needs: Iterable[str]) -> list[Search]:
-    """The searches a setting's claims ask for, given what they use (Git Re-Basin's STE only where
-    the scale runs it, `Scale.runs_ste_gr`)."""
+def searches_of(scale: "Scale", key: SettingKey, needs: Iterable[str], pairs=None) -> list[Search]:
+    """The searches a setting's claims ask for over these sample pairs (default: the first look's),
+    given what they use (Git Re-Basin's STE only where the scale runs it, `Scale.runs_ste_gr`)."""
     needs = set(needs)
-    pairs = scale.pairs
+    pairs = scale.pairs if pairs is None else pairs
     out = [(m, a, b) for m in METHODS if m in needs for a, b in pairs]
     if TRIPLES in needs:  # ito2024.three_models: b and c onto the anchor a by each method
-        out += three_model_searches(model_triples(pairs, scale.n_models))
+        out += three_model_searches(model_triples(pairs, scale.thirds(pairs)))
     if MERGES in needs:  # ito2024.merged: the set's members onto its anchor
-        out += merge_searches(merges_of(scale, key))
-    if TRANSITIVE in needs:  # csiszarik2023.transitivity: both members of pair i onto its third model
-        out += transitive_searches(pairs)
+        out += merge_searches(merges_of(scale, key, pairs))
+    if TRANSITIVE in needs:  # csiszarik2023.transitivity: both members of pair i onto its own third model
+        out += transitive_searches(pairs, scale.thirds(pairs))
     return [x for x in dict.fromkeys(out) if x[0] != "ste-gr" or scale.runs_ste_gr(key[0])]
 
 
-def merges_of(scale: "Scale", key: SettingKey) -> dict[int, list[list[int]]]:
+def merges_of(scale: "Scale", key: SettingKey, pairs=None) -> dict[int, list[list[int]]]:
     """The setting's merge sets (designs.merge_sets over its run's merge sizes)."""
-    return merge_sets(scale.pairs, scale.n_models, scale.run(key[0], key[1]).merge_sizes)
+    pairs = scale.pairs if pairs is None else pairs
+    return merge_sets(model_triples(pairs, scale.thirds(pairs)), scale.run(key[0], key[1]).merge_sizes)
 
 
 @dataclass
 class Plan:
-    """Per setting: what the selected claims use there."""
+    """Per setting: what the selected claims use there, at one look of the sequential design: the
+    first by default (`samples` = n_pairs); a later look's plan holds its larger sample, so the jobs
+    new at that look are its jobs less the earlier look's."""
 
     needs: dict[SettingKey, frozenset]
     scale: "Scale"
+    samples: int | None = None  # sample pairs at this look (None: the scale's n_pairs)
+
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        return self.scale.sample_pairs(self.samples)
+
+    def at_look(self, samples: int) -> "Plan":
+        return Plan(self.needs, self.scale, samples)
 
     def seeds(self, key: SettingKey) -> list[int]:
-        pair_seeds = [s for p in self.scale.pairs for s in p]
+        pair_seeds = [s for p in self.pairs for s in p]
         return sorted(set(pair_seeds) | {s for _, a, b in self.searches(key) for s in (a, b)}
                       | {s for ms in self.merges(key) for s in ms})
 
     def searches(self, key: SettingKey) -> list[Search]:
-        return searches_of(self.scale, key, self.needs[key])
+        return searches_of(self.scale, key, self.needs[key], self.pairs)
 
     def merges(self, key: SettingKey) -> list[tuple[int, ...]]:
         """The model sets merged by MergeMany (ito2024.merged: every merge set)."""
         if MERGES not in self.needs[key]:
             return []
-        return [tuple(ms) for sets in merges_of(self.scale, key).values() for ms in sets]
+        return [tuple(ms) for sets in merges_of(self.scale, key, self.pairs).values() for ms in sets]
 
     def jobs(self, lab: "Lab") -> list["Job"]:
         """Every job: models first (the searches and merges depend on them), then the searches, the
@@ -78,6 +89,19 @@ class Plan:
         jobs += [b.search_job(refs[key], m, x, y) for key, m, x, y in sorted(searches, key=lambda t: slow_first.get(t[1], 0))]
         jobs += [b.merge_job(refs[key], seeds) for key in self.needs for seeds in self.merges(key)]
         return list(dict.fromkeys(jobs))
+
+    def looks(self) -> list[int]:
+        """The sample sizes of every look any test may take (`Scale.looks`)."""
+        return sorted(set(self.scale.looks(True)) | set(self.scale.looks(False)))
+
+    def jobs_by_look(self, lab: "Lab") -> list[tuple[int, list["Job"]]]:
+        """(samples, the jobs new at that look) for every look: what an undecided test asks for next."""
+        out, seen = [], set()
+        for n in self.looks():
+            new = [j for j in self.at_look(n).jobs(lab) if j not in seen]
+            seen.update(new)
+            out.append((n, new))
+        return out
 
     def __len__(self) -> int:
         return sum(len(self.seeds(k)) + len(self.searches(k)) + len(self.merges(k)) for k in self.needs)

@@ -37,6 +37,17 @@ def _checked(kind: str, names):
     return check
 
 
+def _seed_start(value: str) -> int:
+    """--claims-seeds: a non-negative integer, checked while the command line is parsed."""
+    try:
+        start = int(value)
+    except ValueError:
+        start = -1
+    if start < 0:
+        raise argparse.ArgumentTypeError(f"--claims-seeds takes a whole number >= 0 (the first model seed), not {value!r}")
+    return start
+
+
 def _scale_names():
     from .scales import SCALES
 
@@ -72,6 +83,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="datasets to verify on instead of the scale's (`lmc-claims datasets`)")
     group.addoption("--claims-id", default=None, metavar="ID[,ID]",
                     help="run only these claims (ids from `lmc-claims list`)")
+    group.addoption("--claims-seeds", default=0, metavar="START", type=_seed_start,
+                    help="train and judge the models of the seeds from START on instead of 0 (a fresh sample; "
+                    "nothing else changes)")
     group.addoption("--claims-data-root", default=None, metavar="DIR",
                     help="where downloaded datasets live (default: $LMC_CLAIMS_DATA or ./datasets)")
     group.addoption("--claims-executor", default="local", metavar="local|dask", type=_checked("executor", _executor_names),

@@ -93,8 +93,15 @@ def attach_verdict(ds: xr.Dataset, claim: Claim, judgements: list[Judgement], ve
     code = lambda v: VERDICTS.index(v)
     ds["criterion_text"] = ("criterion", np.array([j.criterion.text() for j in judgements], dtype=object))
     ds["criterion_source"] = ("criterion", np.array([j.criterion.source for j in judgements], dtype=object))
+    ds["criterion_corrected"] = ("criterion", np.array([j.criterion.corrected for j in judgements], dtype=object))
+    ds["criterion_premise"] = ("criterion", np.array([int(j.criterion.premise) for j in judgements], np.int8),
+                               {"long_name": "1: the paper's premise, judged like a criterion"})
     for field, long in (("mean", "mean over seeds"), ("std", "standard deviation over seeds"),
-                        ("lower", "lower one-sided 95% bound"), ("upper", "upper one-sided 95% bound")):
+                        ("lower", "lower one-sided bound at the look's level"),
+                        ("upper", "upper one-sided bound at the look's level"),
+                        ("alpha", "one-sided level of the deciding look (alpha split over the looks)"),
+                        ("low95", "lower end of the mean's two-sided 95% interval"),
+                        ("high95", "upper end of the mean's two-sided 95% interval")):
         ds[f"criterion_{field}"] = ("criterion", np.array([getattr(j, field) for j in judgements], float), {"long_name": long})
     ds["criterion_threshold"] = ("criterion", np.array([j.criterion.threshold for j in judgements], float))
     ds["criterion_n"] = ("criterion", np.array([j.n for j in judgements], np.int64), {"long_name": "number of seeds"})

@@ -56,8 +56,12 @@ def plan_of_items(scale, items: Sequence[pytest.Item]) -> "Plan":
 def prebuild(lab, items: list[pytest.Item]) -> None:
     """Submit every model and matching the collected claim tests need (plan.py) and store them as
     they arrive, before the first claim test runs."""
-    jobs = plan_of_items(lab.scale, items).jobs(lab)
-    lab.progress(lab.executor.prebuild(jobs, lab.builds).line())
+    plan = plan_of_items(lab.scale, items)
+    by_look = plan.jobs_by_look(lab)
+    lab.progress(lab.executor.prebuild(by_look[0][1], lab.builds).line())
+    if len(by_look) > 1:  # built only for the claim tests still undecided after the first look
+        later = ", ".join(f"{len(jobs)} more at {n} samples" for n, jobs in by_look[1:])
+        lab.progress(f"later looks, for claim tests still undecided: at most {later}")
 
 
 def share_cluster(options: Options):

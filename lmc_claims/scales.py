@@ -73,9 +73,9 @@ class Scale:
     name: str
     runs: tuple[Run, ...]
     custom: Run  # template for architectures given with --claims-arch
-    n_pairs: int  # disjoint model pairs (0,1), (2,3), ...: independent samples for verdicts
-    # Models trained per setting: the pairs' 2 * n_pairs plus one third model per pair, so that
-    # Ito et al.'s three-model test has n_pairs disjoint triples (ito2024.model_triples).
+    # n0: the independent samples (disjoint model pairs, each with a third model of its own) every
+    # claim test starts with; `sample_pairs` says which models they are.
+    n_pairs: int
     n_random: int  # random permutations per pair (baseline for alignment / distance)
     # STE under Ito et al.'s recipe (decides their claims) and under Git Re-Basin's Algorithm 2
     # (supporting data; its step budget is the scale's, from a measured convergence curve).
@@ -89,6 +89,49 @@ class Scale:
     extra_runs: tuple[Run, ...] = ()
     # Architectures (base names; `mlp` covers mlp-dN) Git Re-Basin's STE recipe runs on; None: all.
     ste_gr_archs: tuple[str, ...] | None = None
+    # Sequential sample sizes: the samples a claim test has at each look while it is undecided (the
+    # first is n_pairs), inside its paper's regime and beyond it; () = one look at n_pairs.
+    # judging.alpha_per_look keeps the error rate over all the looks.
+    looks_in_regime: tuple[int, ...] = ()
+    looks_beyond: tuple[int, ...] = ()
+    # The first model seed (--claims-seeds): another start trains and judges a fresh sample.
+    seed_start: int = 0
+
+    def __post_init__(self):
+        for looks in (self.looks_in_regime, self.looks_beyond):
+            if looks and (looks[0] != self.n_pairs or list(looks) != sorted(set(looks))):
+                raise ValueError(f"scale {self.name!r}: looks {looks} must rise from n_pairs = {self.n_pairs}")
+
+    def looks(self, in_regime: bool) -> tuple[int, ...]:
+        return (self.looks_in_regime if in_regime else self.looks_beyond) or (self.n_pairs,)
+
+    @property
+    def n_max(self) -> int:
+        return max(self.looks(True) + self.looks(False))
+
+    # Sample i is the pair (a, b) and its own third model c. The first n_pairs samples keep the
+    # layout every run has had: pairs (0, 1), (2, 3), ... then the third models; a later sample i
+    # takes the seeds 3i, 3i + 1, 3i + 2, beyond all of those. Every seed is offset by seed_start.
+    def pair_at(self, i: int) -> tuple[int, int]:
+        base = self.seed_start + (2 * i if i < self.n_pairs else 3 * i)
+        return (base, base + 1)
+
+    def third_at(self, i: int) -> int:
+        return self.seed_start + (2 * self.n_pairs + i if i < self.n_pairs else 3 * i + 2)
+
+    def sample_pairs(self, n: int | None = None) -> list[tuple[int, int]]:
+        return [self.pair_at(i) for i in range(self.n_pairs if n is None else n)]
+
+    def index_of(self, pair: tuple[int, int]) -> int:
+        offset = pair[0] - self.seed_start
+        i = offset // 2 if offset < 2 * self.n_pairs else offset // 3
+        if self.pair_at(i) != tuple(pair):
+            raise ValueError(f"{pair} is not a sample pair of scale {self.name!r}")
+        return i
+
+    def thirds(self, pairs) -> list[int]:
+        """Each pair's own third model (Ito et al.'s triples, the transitivity claim's common model)."""
+        return [self.third_at(self.index_of(p)) for p in pairs]
 
     def runs_ste_gr(self, arch: str) -> bool:
         if self.ste_gr_archs is None:
@@ -98,11 +141,8 @@ class Scale:
 
     @property
     def pairs(self) -> list[tuple[int, int]]:
-        return [(2 * i, 2 * i + 1) for i in range(self.n_pairs)]
-
-    @property
-    def n_models(self) -> int:
-        return 3 * self.n_pairs
+        """The first look's samples."""
+        return self.sample_pairs()
 
     def run(self, arch: str, dataset: str) -> Run:
         for r in self.runs + self.extra_runs:
@@ -152,6 +192,7 @@ SCALES: dict[str, Scale] = {
         custom=Run("custom", "digits", widths=(1, 2), recipe=Recipe(epochs=2, batch_size=64), n_eval_train=200,
                    merge_sizes=(3,)),
         n_pairs=3, n_random=2,
+        looks_in_regime=(3, 4),  # exercises a second look in seconds
         ste=replace(ITO_RECIPE, epochs=1),
         ste_gr=replace(GIT_REBASIN_RECIPE, max_steps=4),
         ste_gr_archs=("mlp",),  # as at ci
@@ -181,6 +222,9 @@ SCALES: dict[str, Scale] = {
         custom=Run("custom", "digits", widths=(1, 2), recipe=Recipe(epochs=10, batch_size=64, lr=2e-3), n_eval_train=400,
                    merge_sizes=(3,)),
         n_pairs=3, n_random=5,
+        # Inside a paper's regime an undecided test looks again at 6 and 10 samples (issue: n_max >= 10);
+        # beyond it, one look at 3 keeps the default run within its time budget.
+        looks_in_regime=(3, 6, 10),
         ste=ITO_RECIPE,
         ste_gr=replace(GIT_REBASIN_RECIPE, max_steps=STE_GR_CI_STEPS),
         # Git Re-Basin publishes its STE recipe for the MNIST MLP only (PUBLISHED.md [code:
@@ -215,6 +259,7 @@ SCALES: dict[str, Scale] = {
         ),
         custom=Run("custom", "mnist", widths=(1, 2, 4), recipe=Recipe(epochs=30), n_eval_train=10000),
         n_pairs=5, n_random=5,
+        looks_in_regime=(5, 10, 20),
         ste=ITO_RECIPE,
         ste_gr=GIT_REBASIN_RECIPE,
         combination_samples=32,

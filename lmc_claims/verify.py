@@ -28,32 +28,58 @@ def claim_fields(claim) -> dict:
             "paper_figure": claim.paper_figure}
 
 
-def verify(report_dir, lab, node: pytest.Item, claim_id: str, ds, *, config: dict, seeds,
-           notes: tuple[str, ...] = ()):
+def sequential_judgements(claim, measure, scale, in_regime: bool):
+    """(dataset, judgements, verdict, look, looks) of a claim test judged sequentially: `measure(pairs)`
+    on the scale's first look's samples, then, while the test is undecided, on the next look's
+    (`Scale.looks`), every look at level `judging.alpha_per_look` so that the error rate over all
+    of them stays at `judging.ALPHA`. A dataset instead of `measure`: one look at it."""
+    from .judging import INCONCLUSIVE, alpha_per_look, judge, overall
+
+    looks = scale.looks(in_regime) if callable(measure) else (None,)
+    alpha = alpha_per_look(len(looks))
+    for k, n in enumerate(looks, 1):
+        ds = measure(scale.sample_pairs(n)) if callable(measure) else measure
+        judgements = [judge(c, ds[c.statistic].values, claim.min_seeds, alpha) for c in claim.criteria]
+        verdict = overall(judgements)
+        if verdict != INCONCLUSIVE or k == len(looks):
+            return ds, judgements, verdict, k, len(looks)
+
+
+def verify(report_dir, lab, node: pytest.Item, claim_id: str, measured, *, config, seeds, notes=()):
     """Judge the claim from the dataset's per-sample statistics, write the netCDF (always),
-    record the result, then fail (fail), skip (inconclusive) or return the judgements (pass)."""
+    record the result, then fail (fail), skip (inconclusive, premise not met) or return the
+    judgements (pass). `measured`: a dataset, or `measure(pairs)` judged sequentially
+    (`sequential_judgements`); `config`, `seeds` and `notes` may then be functions f(dataset, pairs)
+    of the deciding look's dataset and pairs."""
     from .catalogue import get_claim
-    from .judging import FAIL, INCONCLUSIVE, compare_published, judge, overall
+    from .judging import FAIL, INCONCLUSIVE, PREMISE_NOT_MET, compare_published
     from .results import attach_verdict, claim_context, provenance, write_netcdf
 
     claim = get_claim(claim_id)
-    judgements = [judge(c, ds[c.statistic].values, claim.min_seeds) for c in claim.criteria]
-    verdict = overall(judgements)
     params = node_params(node)
     outside = regime_reason(claim, lab.scale, params)
+    ds, judgements, verdict, look, looks = sequential_judgements(claim, measured, lab.scale, not outside)
+    pairs = lab.scale.sample_pairs(lab.scale.looks(not outside)[look - 1]) if callable(measured) else None
+    config = config(ds, pairs) if callable(config) else config
+    seeds = seeds(ds, pairs) if callable(seeds) else seeds
+    notes = notes(ds, pairs) if callable(notes) else notes
     published = [compare_published(p, ds[p.statistic].values if p.statistic in ds else []) for p in claim.published]
-    prov = provenance(str(lab.device), {"scale": lab.scale.name, "params": params, **config}, seeds)
+    sequence = {"look": look, "looks": looks, "alpha_per_look": judgements[0].alpha if judgements else None}
+    prov = provenance(str(lab.device), {"scale": lab.scale.name, "params": params, **config, "sequential": sequence},
+                      seeds)
     ds = attach_verdict(ds, claim, judgements, verdict, prov, regime_reason=outside, published=published)
     path = write_netcdf(ds, report_dir / "data" / f"{_safe_name(node.nodeid)}.nc")
+    deciding = [j for j in judgements if not j.criterion.premise] or judgements
     record = {
         "nodeid": node.nodeid,
         "id": claim.id,
         **claim_fields(claim),
         "params": params,
         "verdict": verdict,
-        "value": judgements[0].mean,
+        "value": deciding[0].mean,
         "criterion": "; ".join(j.criterion.text() for j in judgements),
         "n_seeds": min(j.n for j in judgements),
+        **sequence,
         "judgements": [j.as_dict() for j in judgements],
         "notes": list(notes),
         "data_file": str(path.relative_to(report_dir)),
@@ -63,11 +89,11 @@ def verify(report_dir, lab, node: pytest.Item, claim_id: str, ds, *, config: dic
     detail = "; ".join(
         f"{j.criterion.text()}: mean {j.mean:.4g} ± {j.std:.2g} (n={j.n}), bounds ({j.lower:.4g}, {j.upper:.4g}) -> {j.verdict}"
         for j in judgements
-    )
+    ) + f" (look {look} of {looks})"
     if verdict == FAIL:
         pytest.fail(f"claim {claim.id} does not hold here: {detail}", pytrace=False)
+    if verdict == PREMISE_NOT_MET:
+        pytest.skip(f"claim {claim.id}: premise not met here: {detail}")
     if verdict == INCONCLUSIVE:
         pytest.skip(f"claim {claim.id} inconclusive: {detail}")
     return judgements
-
-

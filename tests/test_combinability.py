@@ -131,11 +131,16 @@ def test_outputs_and_disagreement_of_permuted_models():
     assert acc == pytest.approx(float((pred == y).double().mean()))
 
 
-def test_third_model_is_outside_the_pair():
-    pairs = [(0, 1), (2, 3), (4, 5)]
-    assert [csiszarik2023.third_model(pairs, i) for i in range(3)] == [2, 4, 0]
-    assert all(csiszarik2023.third_model(pairs, i) not in p for i, p in enumerate(pairs))
-    assert csiszarik2023.third_model([(0, 1)], 0) == 2
+def test_each_pair_has_a_third_model_of_its_own():
+    """The transitivity claim's common model C is the sample's own: no two samples share a model."""
+    from lmc_claims.scales import SCALES
+
+    scale = SCALES["ci"]
+    pairs = scale.sample_pairs(10)
+    thirds = scale.thirds(pairs)
+    assert all(c not in p for c, p in zip(thirds, pairs))
+    models = [m for p in pairs for m in p] + thirds
+    assert len(models) == len(set(models))
 
 
 def test_every_scale_draws_at_least_two_combinations():

@@ -9,6 +9,7 @@ import pytest
 import xarray as xr
 
 from lmc_claims.catalogue import CLAIMS
+from lmc_claims.scales import SCALES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,6 +19,9 @@ def run_claims(tmp_path, *args, report="reports"):
            f"--claims-cache-dir={tmp_path / 'cache'}", f"--claims-report-dir={tmp_path / report}",
            str(ROOT / "claims"), *args]
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=1800)
+
+
+SMOKE = SCALES["smoke"]
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +38,10 @@ def test_claims_run_writes_the_full_report(first_run):
     report = json.loads((tmp / "reports" / "report.json").read_text())
     assert {r["id"] for r in report["claims"]} == set(CLAIMS)
     for r in report["claims"]:
-        assert r["verdict"] in ("pass", "fail", "inconclusive"), r
+        assert r["verdict"] in ("pass", "fail", "inconclusive", "premise-not-met"), r
+        # Sequential: the look that decided, of the looks the test could take (one for exact maths).
+        looks = SMOKE.looks(r["in_regime"]) if r["id"] != "ito2024-singular-values" else (6,)
+        assert r["looks"] == len(looks) and 1 <= r["look"] <= r["looks"] and r["n_seeds"] <= looks[r["look"] - 1]
         for key in ("paper", "statement", "params", "metric", "value", "criterion", "n_seeds", "data_file"):
             assert key in r
         assert r["n_seeds"] >= 3

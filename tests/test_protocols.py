@@ -2,6 +2,7 @@
 statistic, the warm-up-cosine schedule, the weights' participation ratio and the midpoint excess."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,17 +18,29 @@ from lmc_claims.training import Recipe, lr_factor
 
 
 @pytest.mark.parametrize("name", sorted(SCALES))
-def test_triples_and_merge_sets_share_no_model_and_extend_the_pairs(name):
-    scale = SCALES[name]
-    triples = model_triples(scale.pairs, scale.n_models)
-    assert len(triples) == scale.n_pairs >= 3  # one independent sample per pair
-    seeds = [m for t in triples for m in t]
-    assert len(seeds) == len(set(seeds)) and max(seeds) < scale.n_models
-    assert [t[:2] for t in triples] == scale.pairs  # b's matching onto a is the pair's
-    for size in (3, 4, 5):
-        sets = model_sets(triples, size, scale.n_models)
-        flat = [m for s in sets for m in s]
-        assert sets and all(len(s) == size for s in sets) and len(flat) == len(set(flat))
+@pytest.mark.parametrize("start", [0, 1000])
+def test_triples_and_merge_sets_share_no_model_and_extend_the_pairs(name, start):
+    scale = replace(SCALES[name], seed_start=start)
+    for n in scale.looks(True):  # every look of the sequential design: its samples extend the earlier ones
+        pairs = scale.sample_pairs(n)
+        triples = model_triples(pairs, scale.thirds(pairs))
+        assert len(triples) == n >= 3  # one independent sample per pair
+        seeds = [m for t in triples for m in t]
+        assert len(seeds) == len(set(seeds)) and min(seeds) >= start
+        assert [t[:2] for t in triples] == pairs  # b's matching onto a is the pair's
+        assert pairs[:scale.n_pairs] == scale.pairs  # a later look keeps the first look's samples
+        for size in (3, 4, 5):
+            sets = model_sets(triples, size)
+            flat = [m for s in sets for m in s]
+            assert sets and all(len(s) == size for s in sets) and len(flat) == len(set(flat)) and set(flat) <= set(seeds)
+
+
+def test_the_first_look_keeps_the_layout_every_run_has_had():
+    """Pairs (0, 1), (2, 3), (4, 5), then the third models 6, 7, 8: a cache filled before the
+    sequential design still holds the first look's models."""
+    scale = SCALES["ci"]
+    assert scale.pairs == [(0, 1), (2, 3), (4, 5)] and scale.thirds(scale.pairs) == [6, 7, 8]
+    assert scale.sample_pairs(5)[3:] == [(9, 10), (12, 13)] and scale.thirds(scale.sample_pairs(5))[3:] == [11, 14]
 
 
 def test_steepest_relative_rise_passes_flat_then_gradual_curves_and_fails_cliffs():

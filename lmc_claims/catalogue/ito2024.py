@@ -132,12 +132,18 @@ CLAIMS = [
         section="§6, Table 2",
         statement="The straight-through estimator reaches LMC without aligning the singular vectors with large "
         "singular values the way weight matching does: R after STE stays below R after WM.",
-        metric="Ito et al.'s R at gamma = 0.3, WM minus STE, per pair; training loss barrier reduction of STE",
+        metric="the share of WM's alignment gain that STE keeps, (R_STE - R_naive) / (R_WM - R_naive), Ito et al.'s R "
+        "at gamma = 0.3, per pair; training loss barrier reduction of STE (R_WM - R_STE stored beside)",
         criteria=(
             Criterion("ste_moved_fraction", ">=", 0.01, precondition=True, source=STE_MOVED),
-            Criterion("r_wm_minus_ste_gamma03", ">", 0.0,
-                      source="paper §6 ('permutations found by STE do not align the directions of singular vectors'); "
-                      "one-sided 95% bound above 0 (ours)"),
+            Criterion("ste_kept_alignment_gamma03", "<=", 0.5,
+                      source="ours, from the paper's R ~ 0 for STE (Table 2) and §6 ('permutations found by STE do not "
+                      "align the directions of singular vectors' the way WM does): STE keeps at most half of WM's "
+                      "alignment gain over no permutation",
+                      corrected="2026-12-07, after the results were seen (issue 20): was r_wm_minus_ste_gamma03 > 0 "
+                      "(set in issue 12 before measuring). It passed at R_STE = 0.111 against R_WM = 0.116, STE keeping "
+                      "about 95% of WM's alignment, which the paper's R ~ 0 contradicts: it did not test the statement. "
+                      "R_WM - R_STE stays in the data"),
             Criterion("ste_barrier_reduction_train", ">=", 0.8,
                       source="CLAIMS.md item 2's '>= 80% lower barrier' reused for 'reaches LMC' (ours)"),
         ),

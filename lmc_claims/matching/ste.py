@@ -32,7 +32,7 @@ batch 256). Parameters are moved to the data's device once, not per step.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn

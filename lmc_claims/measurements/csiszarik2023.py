@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 import xarray as xr
 
-from ..designs import Pair, third_model
+from ..designs import Pair
 from ..lab import Setting
 from ..metrics.combination import (SCHEMES, coefficients, combine, constant_coefficients, disagreement,
                                    moved_fraction, outputs, perturb_perms, prepared)
@@ -25,7 +25,7 @@ from ..metrics.statistics import spearman
 from ..permutation.apply import apply_permutation
 from ..scales import FRACTIONS
 from ..seeds import generator
-from .shared import SPLITS, interpolation, pair_coords, path_curves
+from .shared import SPLITS, barrier_of, interpolation, pair_coords, path_curves
 
 PATHS = ("naive", "wm")  # unaligned vs weight-matched B: the same c is applied to both
 ENDPOINTS = ("A", "B")
@@ -118,6 +118,7 @@ def combinability(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
         long_name="mean over samples of the test loss of theta_c minus the endpoints' mean loss", units="nats")
     ds["midpoint_excess_loss"] = (ds.midpoint_loss - ds.endpoint_mean_loss).assign_attrs(
         long_name="test loss at c = 1/2 minus the endpoints' mean loss", units="nats")
+    ds["premise_wm_barrier_test"] = premise_barrier(s, pairs, "test")
     removed = 1 - ds.excess_loss.sel(search="wm", drop=True) / ds.excess_loss.sel(search="naive", drop=True)
     ds["excess_removed"] = removed.assign_attrs(long_name="1 - excess loss after WM / excess loss unaligned", units="1")
     for scheme in SCHEMES:
@@ -149,7 +150,15 @@ def non_vacuity(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
 def robustness(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
     """Claim 13: uniform-hypercube combinations of A with B permuted by a WM matching in which a
     fraction f of every permutation's matched pairs was broken, for f in FRACTIONS (n per f)."""
-    return s.memo("csiszarik2023-robustness", tuple(pairs), n, compute=lambda: _robustness(s, pairs, n))
+    ds = s.memo("csiszarik2023-robustness", tuple(pairs), n, compute=lambda: _robustness(s, pairs, n)).copy()
+    ds["premise_wm_barrier_test"] = premise_barrier(s, pairs, "test")
+    return ds
+
+
+def premise_barrier(s: Setting, pairs: Sequence[Pair], split: str) -> xr.DataArray:
+    """The premise of the claims about aligned models: the WM barrier between A and pi(B), per pair."""
+    return barrier_of(interpolation(s, pairs), "wm", split).assign_attrs(
+        long_name=f"premise: {split} loss barrier between A and pi(B) after WM", units="nats")
 
 
 def _robustness(s: Setting, pairs: Sequence[Pair], n: int) -> xr.Dataset:
@@ -225,7 +234,7 @@ def _transitivity(s: Setting, pairs: Sequence[Pair]) -> xr.Dataset:
     direct = interpolation(s, pairs)[["loss", "accuracy"]]
     shape = (len(pairs), 1, len(SPLITS), len(DEFAULT_LAMBDAS))
     loss, acc = np.zeros(shape), np.zeros(shape)
-    third = [third_model(pairs, i) for i in range(len(pairs))]
+    third = s.scale.thirds(pairs)  # each pair's own third model: the samples share no model
     s.prefetch([("wm", c, m) for c, pair in zip(third, pairs) for m in pair])
     paths = [(s.permuted("wm", c, sa), s.permuted("wm", c, sb)) for c, (sa, sb) in zip(third, pairs)]
     for i, by_split in enumerate(path_curves(s, paths)):
@@ -239,7 +248,13 @@ def _transitivity(s: Setting, pairs: Sequence[Pair]) -> xr.Dataset:
     ds = xr.concat([direct, trans], dim="search")
     ds["loss"].attrs.update(long_name="cross-entropy along the path (transitive: pi_A(A) to pi_B(B))", units="nats")
     ds["accuracy"].attrs.update(long_name="accuracy along the path", units="1")
-    ds["third_model"] = ("pair", np.array(third), {"long_name": "seed of the common model C both are matched onto"})
+    ds["third_model"] = ("pair", np.array(third), {"long_name": "seed of the common model C both are matched onto "
+                                                                 "(the pair's own third model)"})
+    # The premise: both re-basings onto C connect, the larger of the two WM barriers per pair.
+    onto_c = interpolation(s, [(c, m) for c, pair in zip(third, pairs) for m in pair], ("wm",))
+    rebased = onto_c.loss_barrier.sel(search="wm", split="train", drop=True).values.reshape(len(pairs), 2)
+    ds["premise_rebasin_barrier_train"] = ("pair", rebased.max(axis=1), {
+        "long_name": "premise: the larger train loss barrier of C to pi_A(A) and C to pi_B(B) after WM", "units": "nats"})
     ds.attrs.update(batchnorm_reset=int(s.bn_data is not None), n_test_eval=len(s.eval_sets["test"][1]),
                     n_train_eval=len(s.eval_sets["train"][1]))
     ds["loss_barrier"] = chord_barrier(ds.loss).assign_attrs(

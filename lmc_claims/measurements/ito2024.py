@@ -176,6 +176,10 @@ def _alignment(s: Setting, pairs: Sequence[Pair], n_random: int) -> xr.Dataset:
         long_name="R after WM at gamma = 0.3 minus at gamma = 0", units="1")
     ds["r_wm_minus_ste_gamma03"] = (r("wm", 0.3) - r("ste", 0.3)).assign_attrs(units="1")
     ds["r_wm_minus_ste_gr_gamma03"] = (r("wm", 0.3) - r("ste-gr", 0.3)).assign_attrs(units="1")
+    # The share of WM's alignment gain over no permutation that STE keeps (Ito et al.: R ~ 0 for STE).
+    ds["ste_kept_alignment_gamma03"] = ((r("ste", 0.3) - r("naive", 0.3)) / (r("wm", 0.3) - r("naive", 0.3))).assign_attrs(
+        long_name="(R_STE - R_naive) / (R_WM - R_naive) at gamma = 0.3: the share of WM's alignment gain STE keeps",
+        units="1")
     ds = ds.merge(ste_diagnostics(s, pairs))
     at = lambda var, m: ds[var].sel(search=m, k_fraction=TOP_FRACTION, drop=True).mean("layer")
     ds["top_gain_vs_naive"] = (at("overlap_top", "wm") - at("overlap_top", "naive")).assign_attrs(units="1")
@@ -342,10 +346,11 @@ def merged(s: Setting, sets_by_n: dict[int, Sequence[Sequence[int]]]) -> xr.Data
     )
 
 
-def merge_wm_vs_ste(s: Setting, pairs: Sequence[Pair], n_models: int, merge_sizes: Sequence[int]) -> xr.Dataset:
-    """The §6 claim's dataset: the three-model barriers (deciding) and the merges (supporting)."""
-    triples = model_triples(pairs, n_models)
-    sets = merge_sets(pairs, n_models, merge_sizes)
+def merge_wm_vs_ste(s: Setting, pairs: Sequence[Pair], merge_sizes: Sequence[int]) -> xr.Dataset:
+    """The §6 claim's dataset: the three-model barriers (deciding) and the merges (supporting), over
+    the pairs' triples (each pair with its own third model)."""
+    triples = model_triples(pairs, s.scale.thirds(pairs))
+    sets = merge_sets(triples, merge_sizes)
     # Every search of the test at once, so that on a CPU its STE runs share the cores.
     s.prefetch(three_model_searches(triples) + merge_searches(sets))
     return three_models(s, triples).merge(merged(s, sets))

@@ -3,8 +3,9 @@ tests inside and beyond the paper's regime, then one section per claim with its 
 
 from __future__ import annotations
 
-from .summary import agree_text, by_claim, claim_tests, fmt, headline_counts, in_regime, mixed_scales, params_text, run_line, summaries, summary_cells, value_text, verdict_label
-from .tables import BEYOND_NOTE, CLAIM_HEADER, HEADLINE_RULE, SETTINGS_HEADER, claim_rows, settings_split
+from .summary import (agree_text, by_claim, claim_tests, fmt, headline_counts, in_regime, interval_text, mixed_scales,
+                      params_text, run_line, summaries, summary_cells, value_text, verdict_label)
+from .tables import BEYOND_NOTE, CLAIM_HEADER, HEADLINE_RULE, SEQUENTIAL_RULE, SETTINGS_HEADER, claim_rows, settings_split
 
 
 
@@ -35,7 +36,7 @@ def _counts(counts: dict, label=str) -> str:
 def _summary(report: dict) -> list[str]:
     with_scale = mixed_scales(report)
     inside, beyond = settings_split(report)
-    out = ["", "## Summary", "", HEADLINE_RULE, "", *_table(CLAIM_HEADER, claim_rows(report)),
+    out = ["", "## Summary", "", HEADLINE_RULE, "", SEQUENTIAL_RULE, "", *_table(CLAIM_HEADER, claim_rows(report)),
            "", "### Claim tests inside the paper's regime", ""]
     out += _table(SETTINGS_HEADER, [summary_cells(r, with_scale) for r in inside]) if inside else ["None."]
     out += ["", "### Claim tests beyond the paper's regime", "", BEYOND_NOTE, ""]
@@ -88,12 +89,16 @@ def render_markdown(report: dict) -> str:
             beyond = "" if in_regime(r) else f" (beyond the paper's regime: {r.get('regime_reason', '')})"
             out += ["", f"### {claim_id} [{params_text(r['params'])}]: {r['verdict'].upper()}{beyond}", ""]
             if r.get("judgements"):
-                out += ["| criterion | source | n | mean | std | per seed | 95% bound (lower, upper) | verdict |",
-                        "|---|---|---|---|---|---|---|---|"]
+                out += [f"Decided at look {r.get('look', 1)} of {r.get('looks', 1)} (n = {r.get('n_seeds')}).", "",
+                        "| criterion | source | n | mean | std | 95% interval | per seed | one-sided bounds (level) | verdict |",
+                        "|---|---|---|---|---|---|---|---|---|"]
                 for j in r["judgements"]:
                     seeds = ", ".join(fmt(v, 3) for v in j.get("values", []))
-                    out.append(f"| `{j['criterion']}` | {_cell(j['source'])} | {j['n']} | {fmt(j['mean'])} | {fmt(j['std'])} | "
-                               f"{seeds} | ({fmt(j['lower'])}, {fmt(j['upper'])}) | {j['verdict']} |")
+                    role = " (premise)" if j.get("premise") else ""
+                    fixed = f" *Corrected {j['corrected']}*" if j.get("corrected") else ""
+                    out.append(f"| `{j['criterion']}`{role} | {_cell(j['source'] + fixed)} | {j['n']} | {fmt(j['mean'])} | "
+                               f"{fmt(j['std'])} | {interval_text(j)} | {seeds} | ({fmt(j['lower'])}, {fmt(j['upper'])}) "
+                               f"at {fmt(j.get('alpha'), 2)} | {j['verdict']} |")
             out += _published_of_test(r)
             for note in r.get("notes", []):
                 out += ["", f"Note: {note}"]

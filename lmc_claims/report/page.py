@@ -7,8 +7,9 @@ import base64
 import re
 from html import escape
 
-from .summary import agree_text, by_claim, claim_tests, fmt, headline_counts, in_regime, mixed_scales, params_text, summaries, summary_cells, value_text, verdict_label
-from .tables import BEYOND_NOTE, HEADLINE_RULE, settings_split
+from .summary import (agree_text, by_claim, claim_tests, fmt, headline_counts, in_regime, interval_text, mixed_scales,
+                      params_text, summaries, summary_cells, value_text, verdict_label)
+from .tables import BEYOND_NOTE, HEADLINE_RULE, SEQUENTIAL_RULE, settings_split
 
 CSS = """
 :root { --pass: #1a7f37; --fail: #cf222e; --inconclusive: #9a6700; --error: #57606a; --needs: #8250df; --line: #d0d7de; }
@@ -25,7 +26,7 @@ th, td { border: 1px solid var(--line); padding: .35rem .5rem; text-align: left;
 th { background: #f6f8fa; }
 tr.pass td.verdict { color: var(--pass); } tr.fail td.verdict { color: var(--fail); }
 tr.inconclusive td.verdict { color: var(--inconclusive); } tr.error td.verdict { color: var(--error); }
-tr.needs-paper-scale td.verdict { color: var(--needs); }
+tr.needs-paper-scale td.verdict { color: var(--needs); } tr.premise-not-met td.verdict { color: var(--needs); }
 tr.more td { border-top-style: dashed; }
 td.num, td.seeds { font-variant-numeric: tabular-nums; }
 td .setting { display: block; }
@@ -34,12 +35,13 @@ code { font-size: .85em; background: #f6f8fa; padding: .1rem .3rem; border-radiu
          font-weight: 600; letter-spacing: .03em; vertical-align: middle; overflow-wrap: normal; }
 .badge.pass { background: var(--pass); } .badge.fail { background: var(--fail); }
 .badge.inconclusive { background: var(--inconclusive); } .badge.error { background: var(--error); }
-.badge.needs-paper-scale { background: var(--needs); } .badge.beyond { background: #6e7781; }
+.badge.needs-paper-scale, .badge.premise-not-met { background: var(--needs); } .badge.beyond { background: #6e7781; }
 blockquote { margin: .8rem 0; padding: .5rem 1rem; border-left: 4px solid #8c959f; background: #f6f8fa; }
 figure { margin: 1.2rem 0; } figure img { max-width: 100%; height: auto; border: 1px solid var(--line); }
 .test { border-left: 4px solid var(--line); padding-left: 1rem; margin-left: .2rem; }
 .test.pass { border-color: var(--pass); } .test.fail { border-color: var(--fail); }
 .test.inconclusive { border-color: var(--inconclusive); } .test.error { border-color: var(--error); }
+.test.premise-not-met { border-color: var(--needs); } .corrected { color: #9a6700; font-size: .85em; }
 .note { background: #fff8c5; padding: .4rem .7rem; border-radius: 4px; }
 .warning { background: #ffebe9; padding: .4rem .7rem; border-radius: 4px; }
 ul.published { padding-left: 1.2rem; }
@@ -135,14 +137,17 @@ def _summary(report: dict) -> list[str]:
 
 def _criteria(record: dict) -> list[str]:
     out = ['<table class="criteria">', _cols(17, 25, 5, 13, 17, 13, 10),
-           _head("criterion", "source of the number", "n", "mean ± std", "per seed", "one-sided 95% bounds (lower, upper)",
-                 "verdict"), "<tbody>"]
+           _head("criterion", "source of the number", "n", "mean ± std [95% interval]", "per seed",
+                 "one-sided bounds at the look's level (lower, upper)", "verdict"), "<tbody>"]
     for j in record["judgements"]:
         seeds = ", ".join(fmt(v, 3) for v in j.get("values", []))
-        out.append(f'<tr class="{escape(j["verdict"])}"><td><code>{escape(j["criterion"])}</code></td>'
+        role = " (premise)" if j.get("premise") else ""
+        corrected = f'<div class="corrected">corrected {escape(j["corrected"])}</div>' if j.get("corrected") else ""
+        out.append(f'<tr class="{escape(j["verdict"])}"><td><code>{escape(j["criterion"])}</code>{role}{corrected}</td>'
                    f'<td>{escape(j["source"])}</td><td class="num">{j["n"]}</td>'
-                   f'<td class="num">{fmt(j["mean"])} ± {fmt(j["std"], 2)}</td><td class="seeds">{escape(seeds)}</td>'
-                   f'<td class="seeds">({fmt(j["lower"])}, {fmt(j["upper"])})</td>'
+                   f'<td class="num">{fmt(j["mean"])} ± {fmt(j["std"], 2)} {escape(interval_text(j))}</td>'
+                   f'<td class="seeds">{escape(seeds)}</td>'
+                   f'<td class="seeds">({fmt(j["lower"])}, {fmt(j["upper"])}) at {fmt(j.get("alpha"), 2)}</td>'
                    f'<td class="verdict"><strong>{escape(j["verdict"])}</strong></td></tr>')
     out.append("</tbody></table>")
     return out
@@ -225,9 +230,7 @@ def render_html(report: dict, pngs: dict[str, bytes]) -> str:
            f'<code>{escape(str(report.get("git_commit")))}</code> · {escape(report["created"])}</p>',
            f"<p>claims {claims} · claim tests {counts}</p></header>",
            '<section id="summary"><h2>Summary</h2>',
-           "<p>A claim test <strong>passes</strong> when its criterion holds for the one-sided 95% bound over seeds, "
-           "<strong>fails</strong> when the bound on the other side already violates it, and is "
-           "<strong>inconclusive</strong> otherwise.</p>", *_summary(report), "</section>"]
+           f"<p>{escape(SEQUENTIAL_RULE)}</p>", *_summary(report), "</section>"]
     context = {c["id"]: c for c in summaries(report)}
     for claim_id, first, tests in by_claim(report):
         out.append(f'<section class="claim" id="claim-{anchor(claim_id)}"><h2>{escape(claim_id)}</h2>')

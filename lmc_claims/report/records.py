@@ -78,9 +78,22 @@ def _judgements(ds) -> list[dict]:
             "threshold": _finite(at("criterion_threshold")) if "criterion_threshold" in ds else None,
             "verdict": meanings[int(at("criterion_verdict"))],
             "source": str(at("criterion_source")),
+            # Files written before sequential judging: one look at the single level, no 95% interval.
+            "alpha": _finite(at("criterion_alpha")) if "criterion_alpha" in ds else 0.05,
+            "low95": _finite(at("criterion_low95")) if "criterion_low95" in ds else None,
+            "high95": _finite(at("criterion_high95")) if "criterion_high95" in ds else None,
+            "premise": bool(at("criterion_premise")) if "criterion_premise" in ds else False,
+            "corrected": str(at("criterion_corrected")) if "criterion_corrected" in ds else "",
             "values": _per_seed(ds, str(at("criterion_text")).split(" ")[0]),
         })
     return out
+
+
+def _sequence(config) -> dict:
+    """The look that decided and how many the test could take (files before sequential judging: 1 of 1)."""
+    seq = config.get("sequential") if isinstance(config, dict) else None
+    seq = seq if isinstance(seq, dict) else {}
+    return {"look": seq.get("look", 1), "looks": seq.get("looks", 1), "alpha_per_look": seq.get("alpha_per_look", 0.05)}
 
 
 def record_from_dataset(ds, data_file: str, run: dict | None = None) -> dict:
@@ -106,9 +119,10 @@ def record_from_dataset(ds, data_file: str, run: dict | None = None) -> dict:
         "paper_figure": attrs.get("paper_figure", ""),  # what the paper itself reports, where the claim says
         "params": ordered_params(config.get("params", {}) if isinstance(config, dict) else {}),
         "verdict": attrs["verdict"],
-        "value": judgements[0]["mean"] if judgements else None,
+        "value": next((j["mean"] for j in judgements if not j["premise"]), judgements[0]["mean"] if judgements else None),
         "criterion": "; ".join(j["criterion"] for j in judgements),
         "n_seeds": min((j["n"] for j in judgements), default=0),
+        **_sequence(config),
         "judgements": judgements,
         "notes": list(notes) if isinstance(notes, list) else [notes] if notes else list(run.get("notes", [])),
         "data_file": data_file,

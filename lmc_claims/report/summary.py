@@ -19,9 +19,10 @@ from ..version import __version__
 
 ERROR = "error"  # a claim test that crashed before judging
 PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+PREMISE_NOT_MET = "premise-not-met"  # the paper's premise does not hold in this setting (judging.PREMISE_NOT_MET)
 NEEDS_PAPER_SCALE = "needs-paper-scale"  # a claim none of whose tests ran inside its paper's regime
-VERDICT_ORDER = (PASS, FAIL, INCONCLUSIVE, ERROR)
-HEADLINE_ORDER = (PASS, FAIL, INCONCLUSIVE, NEEDS_PAPER_SCALE)
+VERDICT_ORDER = (PASS, FAIL, INCONCLUSIVE, PREMISE_NOT_MET, ERROR)
+HEADLINE_ORDER = (PASS, FAIL, INCONCLUSIVE, PREMISE_NOT_MET, NEEDS_PAPER_SCALE)
 # The claims the summary leads with, in this order (the catalogue flags them with `headline`).
 HEADLINE_CLAIMS = ("ito2024-singular-values", "ito2024-l2-distance", "ito2024-sv-alignment", "ito2024-merge-wm-vs-ste")
 # Parameters every claim test's row already shows elsewhere (architecture, dataset columns; the claim id).
@@ -81,6 +82,11 @@ def deciding_judgement(record: dict) -> dict | None:
     js = record.get("judgements") or []
     if not js:
         return None
+    premises = [j for j in js if j.get("premise")]
+    unmet = next((j for j in premises if j["verdict"] != PASS), None)
+    if unmet is not None:  # the premise decides: not met, or not yet decided
+        return unmet
+    js = [j for j in js if not j.get("premise")] or js
     failing = next((j for j in js if j["verdict"] != PASS), None)
     if failing is not None:
         return failing
@@ -107,8 +113,20 @@ def key_figure_parts(record: dict) -> tuple[str, str]:
         return (lines[-1][:160] if lines else ""), ""
     if j.get("mean") is None:
         return f"{statistic_of(j['criterion'])}: no data", condition_of(j["criterion"])
-    return (f"{statistic_of(j['criterion'])} = {j['mean']:.4g} ± {fmt(j.get('std'), 2)} (n={j['n']})",
+    return (f"{statistic_of(j['criterion'])} = {j['mean']:.4g} ± {fmt(j.get('std'), 2)} (n={j['n']}{look_text(record)})",
             condition_of(j["criterion"]))
+
+
+def look_text(record: dict) -> str:
+    """", look k of K" for a test that could look more than once, else ""."""
+    looks = record.get("looks") or 1
+    return f", look {record.get('look', 1)} of {looks}" if looks > 1 else ""
+
+
+def interval_text(judgement: dict) -> str:
+    """The mean's two-sided 95% interval, "[low, high]" ("" where the record has none)."""
+    lo, hi = judgement.get("low95"), judgement.get("high95")
+    return f"[{fmt(lo)}, {fmt(hi)}]" if lo is not None and hi is not None else ""
 
 
 def key_figure(record: dict) -> str:
@@ -155,6 +173,10 @@ def headline_verdict(tests: list[dict]) -> str:
     inside = [r["verdict"] for r in tests if in_regime(r)]
     if not inside:
         return NEEDS_PAPER_SCALE
+    # Only the tests whose premise holds decide; where none does, the headline says so.
+    inside = [v for v in inside if v != PREMISE_NOT_MET]
+    if not inside:
+        return PREMISE_NOT_MET
     if any(v in (FAIL, ERROR) for v in inside):
         return FAIL
     if all(v == PASS for v in inside):
@@ -163,7 +185,7 @@ def headline_verdict(tests: list[dict]) -> str:
 
 
 def verdict_label(verdict: str) -> str:
-    return "needs the paper scale" if verdict == NEEDS_PAPER_SCALE else verdict.upper()
+    return {NEEDS_PAPER_SCALE: "needs the paper scale", PREMISE_NOT_MET: "premise not met"}.get(verdict, verdict.upper())
 
 
 def deciding_test(tests: list[dict], verdict: str) -> dict | None:
@@ -173,6 +195,9 @@ def deciding_test(tests: list[dict], verdict: str) -> dict | None:
     inside = [r for r in tests if in_regime(r)]
     if verdict == NEEDS_PAPER_SCALE:
         return tests[-1] if tests else None
+    if verdict == PREMISE_NOT_MET:
+        return inside[0]
+    inside = [r for r in inside if r["verdict"] != PREMISE_NOT_MET]
     if verdict == FAIL:
         return next(r for r in inside if r["verdict"] in (FAIL, ERROR))
     if verdict == PASS:

@@ -7,9 +7,17 @@ from __future__ import annotations
 from .summary import agree_text, by_claim, distinguishing_params, in_regime, key_figure, params_text, summaries
 
 HEADLINE_RULE = ("A claim's verdict is decided only by its claim tests inside the regime its paper states: FAIL if one "
-                 "of them fails (or crashed), PASS if all pass, INCONCLUSIVE otherwise, and \"needs the paper scale\" "
+                 "of them fails (or crashed), PASS if all pass, INCONCLUSIVE otherwise, \"premise not met\" when every "
+                 "one's premise fails, and \"needs the paper scale\" "
                  "when none ran inside it. The key figure is the deciding test's criterion: for a PASS the one "
                  "closest to its threshold, otherwise the first that did not pass.")
+SEQUENTIAL_RULE = ("A claim test passes when its criterion holds for the one-sided bound over its independent samples, "
+                   "fails when the bound on the other side already violates it, and is inconclusive otherwise. It "
+                   "starts with the scale's first samples and, while undecided, looks again with more (inside the "
+                   "paper's regime); each look's bounds are at level 0.05 / (number of looks), so that the error "
+                   "rate over all the looks stays at 5% (Bonferroni; Jennison & Turnbull 2000). A test whose "
+                   "premise (a criterion marked premise) fails is 'premise not met', never a FAIL, and decides no "
+                   "headline.")
 BEYOND_NOTE = "Still measured and shown; these claim tests decide no claim's verdict."
 CLAIM_HEADER = ("claim", "verdict", "tests in / beyond regime", "the paper reports", "ours", "agrees", "key figure")
 SETTINGS_HEADER = ("claim", "architecture", "dataset", "setting", "verdict", "key figure", "criterion")
