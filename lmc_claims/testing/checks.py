@@ -1,0 +1,160 @@
+"""Checks that a permutation spec is an exact symmetry of a model, that weight matching recovers a
+planted permutation, and that permutations keep singular values, with tolerances stated per dtype;
+and how much of a model a spec permutes."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from ..permutation.apply import Params, Perms, apply_permutation, identity_perms, random_perms
+from ..permutation.spec import PermutationSpec
+
+# Largest output difference, relative to the output's scale, that counts as equal: a few hundred
+# ulps of accumulated rounding (sums reordered by the permutation), per dtype.
+TOLERANCES = {torch.float64: 1e-9, torch.float32: 1e-4, torch.bfloat16: 5e-2, torch.float16: 5e-3}
+
+
+class SymmetryError(AssertionError):
+    """A spec that is not a symmetry of its model: which permutation, which parameters, how far."""
+
+
+@dataclass(frozen=True)
+class Difference:
+    perm: str  # the permutation that changes the outputs ("" when only several together do)
+    params: tuple[str, ...]  # the parameters it acts on
+    mode: str  # "eval" or "train"
+    size: float  # the largest output difference, relative to the output's scale
+    tolerance: float
+
+    def message(self) -> str:
+        where = (f"permutation {self.perm!r} (acting on {', '.join(self.params[:6])}"
+                 f"{', ...' if len(self.params) > 6 else ''})" if self.perm else "the permutations together")
+        return (f"The permutation spec is not a symmetry of the model: {where} changes its {self.mode}-mode outputs "
+                f"by {self.size:.3g} (relative; tolerance {self.tolerance:g}). Every claim measured with this spec "
+                "would rest on a network that permuting changes. Fix the spec's entries for those parameters "
+                "(axis order is (out, in) in torch), or let lmc-claims derive the spec from the model's graph.")
+
+
+def _state(model: nn.Module) -> Params:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _outputs(model: nn.Module, params: Params, x: torch.Tensor, mode: str) -> torch.Tensor:
+    model.train(mode == "train")
+    torch.manual_seed(0)  # dropout draws the same mask for both (a symmetry in distribution only)
+    with torch.no_grad():
+        out = functional_call(model, params, (x,))
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def _relative(a: torch.Tensor, b: torch.Tensor) -> float:
+    scale = max(float(a.abs().max()), 1e-12)
+    return float((a - b).abs().max()) / scale
+
+
+def _acts_on(spec: PermutationSpec, perm: str) -> tuple[str, ...]:
+    direct = [f"{p} axis {ax}" for p, ax in spec.perm_to_axes.get(perm, ())]
+    composite = [f"{p} axis {ax} (segment)" for p, ax, *_ in spec.composite_axes_of(perm)]
+    return tuple(direct + composite)
+
+
+def check_symmetry(model: nn.Module, example: torch.Tensor, spec: PermutationSpec | None = None,
+                   perms: Perms | None = None, seed: int = 0, modes=("eval", "train")) -> list[Difference]:
+    """The differences `perms` (default: random ones drawn from `seed`) make to the model's outputs,
+    in eval and train mode, beyond the dtype's tolerance; [] when the spec is a symmetry. A failing
+    draw is narrowed down to the single permutation that changes the outputs, where one does."""
+    from ..api import derive_spec
+
+    model = copy.deepcopy(model)
+    spec = spec if spec is not None else derive_spec(model, example)
+    params = _state(model)
+    perms = perms if perms is not None else random_perms(spec, params, torch.Generator().manual_seed(seed))
+    tol = TOLERANCES.get(example.dtype if example.is_floating_point() else next(iter(params.values())).dtype, 1e-4)
+    found = []
+    for mode in modes:
+        base = _outputs(model, params, example, mode)
+        size = _relative(base, _outputs(model, apply_permutation(spec, perms, params), example, mode))
+        if size <= tol:
+            continue
+        ident = identity_perms(spec, params)
+        culprits = []
+        for p in perms:  # one permutation at a time, the others left as they are
+            alone = _relative(base, _outputs(model, apply_permutation(spec, {**ident, p: perms[p]}, params), example, mode))
+            if alone > tol:
+                culprits.append(Difference(p, _acts_on(spec, p), mode, alone, tol))
+        found += culprits or [Difference("", (), mode, size, tol)]
+    return found
+
+
+def assert_symmetry(model: nn.Module, example: torch.Tensor, spec: PermutationSpec | None = None, *,
+                    draws: int = 5, seed: int = 0) -> PermutationSpec:
+    """Assert that permuting the model by its spec (derived when not given) keeps its outputs, in
+    eval and train mode, for `draws` random permutations; returns the spec."""
+    from ..api import derive_spec
+
+    spec = spec if spec is not None else derive_spec(model, example)
+    for k in range(draws):
+        found = check_symmetry(model, example, spec, seed=seed + k)
+        if found:
+            raise SymmetryError(found[0].message())
+    return spec
+
+
+def assert_recovers_planted_permutation(model: nn.Module, example: torch.Tensor, spec: PermutationSpec | None = None,
+                                        seed: int = 0) -> None:
+    """Weight matching of a permuted copy of the model onto the model finds the inverse of the
+    planted permutation: the copy is brought back to the model's exact weights."""
+    from ..api import derive_spec
+    from ..matching.weight import weight_matching
+
+    spec = spec if spec is not None else derive_spec(model, example)
+    params = _state(model)
+    planted = random_perms(spec, params, torch.Generator().manual_seed(seed))
+    copy_ = apply_permutation(spec, planted, params)
+    found = weight_matching(spec, params, copy_, seed=seed).perms
+    back = apply_permutation(spec, found, copy_)
+    wrong = [k for k in params if params[k].is_floating_point() and not torch.equal(back[k], params[k])]
+    if wrong:
+        raise SymmetryError(f"Weight matching did not recover a planted permutation: {len(wrong)} parameters differ "
+                            f"from the model's own after matching its permuted copy back (first: {wrong[0]}).")
+
+
+def assert_keeps_singular_values(model: nn.Module, example: torch.Tensor, spec: PermutationSpec | None = None,
+                                 seed: int = 0) -> float:
+    """Every weight matrix's singular values are the same after a permutation (Ito et al. 2024, Eq. 3),
+    within eps * n * s_max of the dtype; returns the largest relative change."""
+    from ..api import derive_spec
+    from ..metrics.spectral import singular_values
+
+    spec = spec if spec is not None else derive_spec(model, example)
+    params = _state(model)
+    moved = apply_permutation(spec, random_perms(spec, params, torch.Generator().manual_seed(seed)), params)
+    worst = 0.0
+    for name, w in params.items():
+        if w.ndim < 2 or not w.is_floating_point():
+            continue
+        # As a matrix of (output units) x (everything else): a permutation moves its rows and columns.
+        s, t = (singular_values(m.reshape(m.shape[0], -1)) for m in (w, moved[name]))
+        rel = float((s - t).abs().max() / max(float(s.max()), 1e-300))
+        tol = torch.finfo(torch.float64).eps * max(w.shape[0], w[0].numel()) * 100  # the SVD runs in float64
+        if rel > tol:
+            raise SymmetryError(f"Permuting changed the singular values of {name} by {rel:.3g} (relative; tolerance {tol:.3g}).")
+        worst = max(worst, rel)
+    return worst
+
+
+def spec_coverage(spec: PermutationSpec, params: Params) -> tuple[float, list[str]]:
+    """(share of the hidden units the spec permutes, the weights whose output units stay fixed): a
+    weight's output axis counts as hidden unless it is the network's output (the last weight)."""
+    weights = [k for k, v in params.items() if v.ndim >= 2 and v.is_floating_point()]
+    hidden = weights[:-1]
+    total = sum(params[k].shape[0] for k in hidden)
+    moved = sum(params[k].shape[0] for k in hidden
+                if spec.axes_to_perm.get(k, (None,))[0] is not None or 0 in spec.composite_axes.get(k, {}))
+    fixed = [k for k in hidden if spec.axes_to_perm.get(k, (None,))[0] is None and 0 not in spec.composite_axes.get(k, {})]
+    return (moved / total if total else 0.0), fixed
