@@ -29,6 +29,7 @@ from .names import METHODS
 from .permutation.apply import Perms, apply_permutation
 from .permutation.spec import PermutationSpec
 from .recipes import ITO_RECIPE, SteRecipe
+from .testing.checks import spec_of
 
 Data = tuple[torch.Tensor, torch.Tensor]  # (inputs, integer class labels)
 
@@ -36,12 +37,7 @@ Data = tuple[torch.Tensor, torch.Tensor]  # (inputs, integer class labels)
 def derive_spec(model: nn.Module, example: torch.Tensor) -> PermutationSpec:
     """The model's permutation spec: its own (`model.permutation_spec()`, when it has one), else the
     one derived from its graph on this example input (`permutation/derive`)."""
-    own = getattr(model, "permutation_spec", None)
-    if callable(own):
-        return own()
-    from .permutation.derive import derive_spec as derive
-
-    return derive(model, example)
+    return spec_of(model, example)
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from .names import check_method
 from .permutation.apply import Params, Perms, apply_permutation
 from .progress import Progress
 from .recipes import SteRecipe
-from .scales import Scale
+from .scales import Run, Scale
 from .zoo import Zoo
 
 T = TypeVar("T")
@@ -238,13 +238,41 @@ class Lab:
     progress = property(lambda self: self.builds.progress)
     executor = property(lambda self: self.builds.executor)
 
-    def ref(self, arch: str, dataset: str, width: int) -> SettingRef:
-        return SettingRef(arch, dataset, width, self.scale.run(arch, dataset), given_data_root())
+    def ref(self, arch: str, dataset: str, width: int, run: Run | None = None) -> SettingRef:
+        """`run`: a run of the caller's own (a claim declared in another package); default the scale's."""
+        return SettingRef(arch, dataset, width, run or self.scale.run(arch, dataset), given_data_root())
 
-    def setting(self, arch: str, dataset: str, width: int) -> Setting:
-        ref = self.ref(arch, dataset, width)
-        return self.builds.memo(("setting", ref), lambda: Setting(ref, self.scale, self.builds.setup(ref), self.builds))
+    def setting(self, arch: str, dataset: str, width: int, run: Run | None = None, checked: bool = True) -> Setting:
+        """The setting; unless `checked` is False, its spec is checked to be a symmetry of its network
+        first (an error naming the permutation, the parameters and the difference when it is not)."""
+        ref = self.ref(arch, dataset, width, run)
+        s = self.builds.memo(("setting", ref), lambda: Setting(ref, self.scale, self.builds.setup(ref), self.builds))
+        if checked:
+            self.builds.memo(("spec-checked", ref), lambda: check_spec(s, self.progress))
+        return s
 
     def settings(self, arch: str, dataset: str, widths: Sequence[int] | None = None) -> list[Setting]:
         """One Setting per width (default: every width of the scale's run), for claims across widths."""
         return [self.setting(arch, dataset, w) for w in widths or self.scale.run(arch, dataset).widths]
+
+
+SPARSE_SPEC = 0.5  # below this share of hidden units permuted, a run says so before it trains
+
+
+def check_spec(s: Setting, progress) -> bool:
+    """Stop every claim test of a setting whose spec is not a symmetry of its network (one random
+    permutation, eval and train mode), and say so when the spec permutes little."""
+    from .errors import LmcClaimsError
+    from .testing.checks import check_symmetry, spec_coverage
+
+    found = check_symmetry(s.template, s.eval_sets["train"][0][:64], s.spec, seed=0)
+    if found:
+        raise LmcClaimsError(f"{s.label}: {found[0].message()}",
+                             "correct the architecture's permutation spec (or drop it to have it derived); the "
+                             "spec-symmetry claim test shows every failing permutation.")
+    share, fixed = spec_coverage(s.spec, {k: v.detach() for k, v in s.template.state_dict().items()})
+    if share < SPARSE_SPEC:
+        progress(f"warning: the permutation spec of {s.label} permutes only {share:.0%} of its hidden units; the "
+                 f"units of {', '.join(fixed[:6])}{' ...' if len(fixed) > 6 else ''} stay fixed, so the claims measure "
+                 "a network that matching can barely change")
+    return True

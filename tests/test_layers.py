@@ -24,14 +24,14 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("version", "errors", "files", "seeds", "names", "device", "cpu")),
     ("configuration (no torch)", ("datasets", "recipes", "judging", "scales", "designs", "catalogue", "catalogue.*")),
     ("maths and the cache", ("data", "models", "models.*", "permutation", "permutation.*", "training", "matching",
-                             "matching.*", "metrics", "metrics.*", "zoo")),
+                             "matching.*", "metrics", "metrics.*", "zoo", "testing", "testing.*")),
     ("build", ("build", "build.*")),
     ("workbench", ("progress", "lab")),
     ("measurements", ("measurements", "measurements.*")),
     ("plan", ("plan",)),
     ("results and report", ("results", "report", "report.*")),
     ("run side", ("options", "params", "verify", "session", "runner")),
-    ("entry points", ("plugin", "cli", "api", "testing", "testing.*", "")),
+    ("entry points", ("plugin", "cli", "api", "")),
 ]
 
 

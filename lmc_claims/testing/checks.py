@@ -19,6 +19,17 @@ from ..permutation.spec import PermutationSpec
 TOLERANCES = {torch.float64: 1e-9, torch.float32: 1e-4, torch.bfloat16: 5e-2, torch.float16: 5e-3}
 
 
+def spec_of(model: nn.Module, example: torch.Tensor) -> PermutationSpec:
+    """The model's own spec (`model.permutation_spec()`, when it has one), else the one derived from
+    its graph on this example input (`permutation/derive`)."""
+    own = getattr(model, "permutation_spec", None)
+    if callable(own):
+        return own()
+    from ..permutation.derive import derive_spec
+
+    return derive_spec(model, example)
+
+
 class SymmetryError(AssertionError):
     """A spec that is not a symmetry of its model: which permutation, which parameters, how far."""
 
@@ -68,10 +79,8 @@ def check_symmetry(model: nn.Module, example: torch.Tensor, spec: PermutationSpe
     """The differences `perms` (default: random ones drawn from `seed`) make to the model's outputs,
     in eval and train mode, beyond the dtype's tolerance; [] when the spec is a symmetry. A failing
     draw is narrowed down to the single permutation that changes the outputs, where one does."""
-    from ..api import derive_spec
-
     model = copy.deepcopy(model)
-    spec = spec if spec is not None else derive_spec(model, example)
+    spec = spec if spec is not None else spec_of(model, example)
     params = _state(model)
     perms = perms if perms is not None else random_perms(spec, params, torch.Generator().manual_seed(seed))
     tol = TOLERANCES.get(example.dtype if example.is_floating_point() else next(iter(params.values())).dtype, 1e-4)
@@ -95,9 +104,7 @@ def assert_symmetry(model: nn.Module, example: torch.Tensor, spec: PermutationSp
                     draws: int = 5, seed: int = 0) -> PermutationSpec:
     """Assert that permuting the model by its spec (derived when not given) keeps its outputs, in
     eval and train mode, for `draws` random permutations; returns the spec."""
-    from ..api import derive_spec
-
-    spec = spec if spec is not None else derive_spec(model, example)
+    spec = spec if spec is not None else spec_of(model, example)
     for k in range(draws):
         found = check_symmetry(model, example, spec, seed=seed + k)
         if found:
@@ -109,10 +116,9 @@ def assert_recovers_planted_permutation(model: nn.Module, example: torch.Tensor,
                                         seed: int = 0) -> None:
     """Weight matching of a permuted copy of the model onto the model finds the inverse of the
     planted permutation: the copy is brought back to the model's exact weights."""
-    from ..api import derive_spec
     from ..matching.weight import weight_matching
 
-    spec = spec if spec is not None else derive_spec(model, example)
+    spec = spec if spec is not None else spec_of(model, example)
     params = _state(model)
     planted = random_perms(spec, params, torch.Generator().manual_seed(seed))
     copy_ = apply_permutation(spec, planted, params)
@@ -128,10 +134,9 @@ def assert_keeps_singular_values(model: nn.Module, example: torch.Tensor, spec: 
                                  seed: int = 0) -> float:
     """Every weight matrix's singular values are the same after a permutation (Ito et al. 2024, Eq. 3),
     within eps * n * s_max of the dtype; returns the largest relative change."""
-    from ..api import derive_spec
     from ..metrics.spectral import singular_values
 
-    spec = spec if spec is not None else derive_spec(model, example)
+    spec = spec if spec is not None else spec_of(model, example)
     params = _state(model)
     moved = apply_permutation(spec, random_perms(spec, params, torch.Generator().manual_seed(seed)), params)
     worst = 0.0

@@ -35,3 +35,19 @@ def small_models(draw, families=FAMILIES, dtype=torch.float64):
     model = build_model(family, shape, 10, width).to(dtype)
     x = torch.randn(4, *shape, dtype=dtype, generator=torch.Generator().manual_seed(seed + 1))
     return model, x
+
+
+def drawn(strategy: st.SearchStrategy, n: int) -> list:
+    """n examples of a strategy, drawn by hypothesis outside a test (derandomized: the same every run)."""
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    out = []
+
+    @settings(max_examples=n, derandomize=True, database=None, deadline=None, phases=[Phase.generate],
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def collect(example):
+        out.append(example)
+
+    collect()
+    return out[:n]

@@ -1,0 +1,59 @@
+"""The property checks of a setting's network and spec (catalogue/properties.py), on its template
+model with its initial weights (generic weights: a symmetry does not depend on training):
+hypothesis-drawn permutations, each applied in eval and in train mode, recovered by weight
+matching, and the singular values they keep."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import xarray as xr
+
+from ..lab import Setting
+from ..matching.weight import weight_matching
+from ..permutation.apply import apply_permutation
+from ..testing.checks import check_symmetry, spec_coverage
+from ..testing.strategies import drawn, permutations
+
+EXAMPLES = 64  # training inputs the outputs are compared on
+
+
+def spec_properties(s: Setting, n: int) -> xr.Dataset:
+    model = s.template
+    params = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    x = s.eval_sets["train"][0][:EXAMPLES]
+    draws = drawn(permutations(s.spec, params), n)
+    sym = np.zeros((len(draws), 2))
+    recovery, sv = np.zeros(len(draws)), np.zeros(len(draws))
+    for i, perms in enumerate(draws):
+        for j, mode in enumerate(("eval", "train")):
+            found = check_symmetry(model, x, s.spec, perms=perms, modes=(mode,))
+            sym[i, j] = max((d.size for d in found), default=0.0)
+        moved = apply_permutation(s.spec, perms, params)
+        back = apply_permutation(s.spec, weight_matching(s.spec, params, moved, seed=i).perms, moved)
+        floats = [k for k in params if params[k].is_floating_point()]
+        scale = max(float(params[k].abs().max()) for k in floats)
+        recovery[i] = max(float((back[k] - params[k]).abs().max()) for k in floats) / scale
+        sv[i] = _sv_change(params, moved)
+    share, fixed = spec_coverage(s.spec, params)
+    return xr.Dataset(
+        {"symmetry_difference_eval": ("draw", sym[:, 0], {"long_name": "largest eval-mode output difference, relative",
+                                                          "units": "1"}),
+         "symmetry_difference_train": ("draw", sym[:, 1], {"long_name": "largest train-mode output difference, relative",
+                                                            "units": "1"}),
+         "recovery_difference": ("draw", recovery, {"long_name": "largest weight difference after matching the planted "
+                                                    "copy back, relative to the weights' scale", "units": "1"}),
+         "max_rel_sv_change": ("draw", sv, {"long_name": "largest relative singular value change", "units": "1"})},
+        coords={"draw": np.arange(len(draws))},
+        attrs={"permuted_share": share, "fixed_weights": ", ".join(fixed) or "none", "perms": len(s.spec.perm_names),
+               "n_examples": len(x)},
+    )
+
+
+def _sv_change(a: dict, b: dict) -> float:
+    worst = 0.0
+    for k, w in a.items():
+        if w.ndim >= 2 and w.is_floating_point():
+            s, t = (torch.linalg.svdvals(m.double().reshape(m.shape[0], -1)) for m in (w, b[k]))
+            worst = max(worst, float((s - t).abs().max() / max(float(s.max()), 1e-300)))
+    return worst
