@@ -67,3 +67,54 @@ def test_spec_coverage_counts_hidden_units_permuted():
     nothing = PermutationSpec.from_axes({k: (None,) * v.ndim for k, v in params.items()})
     share, fixed = spec_coverage(nothing, params)
     assert share == 0.0 and fixed == [k for k, v in params.items() if v.ndim == 2][:-1]
+
+
+class Written(torch.nn.Module):
+    """A layer outside torch.nn: a Parameter applied with torch.addmm, torch.matmul / @ or F.linear."""
+
+    def __init__(self, n_in, n_out, how):
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.randn(n_in, n_out, dtype=torch.float64) / n_in ** 0.5)
+        self.bias = torch.nn.Parameter(torch.randn(n_out, dtype=torch.float64))
+        self.how = how
+
+    def forward(self, x):
+        if self.how == "addmm":
+            return torch.addmm(self.bias, x, self.weight)
+        if self.how == "matmul":
+            return torch.matmul(x, self.weight) + self.bias
+        if self.how == "at":
+            return x @ self.weight + self.bias
+        return torch.nn.functional.linear(x, self.weight.t(), self.bias)
+
+
+@pytest.mark.parametrize("how", ["addmm", "matmul", "at", "linear"])
+def test_layers_written_outside_torch_nn_permute_and_stay_exact(how):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(Written(6, 8, how), torch.nn.ReLU(), Written(8, 8, how), torch.nn.ReLU(), Written(8, 3, how))
+    x = torch.randn(5, 6, dtype=torch.float64)
+    spec = assert_symmetry(net, x)
+    assert spec_coverage(spec, net.state_dict())[0] == 1.0 and len(spec.perm_names) == 2
+
+
+def test_a_rule_that_fails_unforeseen_is_an_error_naming_the_node_and_the_fix(monkeypatch):
+    """A derivation never ends in a bare Python exception (a TypeError from inside a rule included)."""
+    from lmc_claims.errors import LmcClaimsError
+    from lmc_claims.permutation.derive import derive_spec, ops
+
+    def broken(A, node, args, kwargs):
+        raise TypeError("unexpected keyword argument 'scale'")
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a, self.b = torch.nn.Linear(6, 8), torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.b(torch.relu(self.a(x)))  # relu as a function: through the rule table
+
+    monkeypatch.setitem(ops.RULES, "relu", broken)
+    with pytest.raises(LmcClaimsError) as e:
+        derive_spec(Net(), torch.randn(2, 6), tracer="fx")
+    text = str(e.value)
+    assert "graph node 'relu'" in text and "TypeError" in text and "How to fix" in text

@@ -154,12 +154,22 @@ def assert_keeps_singular_values(model: nn.Module, example: torch.Tensor, spec: 
 
 
 def spec_coverage(spec: PermutationSpec, params: Params) -> tuple[float, list[str]]:
-    """(share of the hidden units the spec permutes, the weights whose output units stay fixed): a
-    weight's output axis counts as hidden unless it is the network's output (the last weight)."""
+    """(share of the hidden units the spec permutes, the weights whose units stay fixed). Each weight
+    but the network's last (in state-dict order) holds one axis of hidden units: the first it
+    permutes (axis 0, the output units, for torch.nn layers; axis 1 for a written-out x @ W), or,
+    when it permutes none, its axis 0, counted as fixed."""
     weights = [k for k, v in params.items() if v.ndim >= 2 and v.is_floating_point()]
-    hidden = weights[:-1]
-    total = sum(params[k].shape[0] for k in hidden)
-    moved = sum(params[k].shape[0] for k in hidden
-                if spec.axes_to_perm.get(k, (None,))[0] is not None or 0 in spec.composite_axes.get(k, {}))
-    fixed = [k for k in hidden if spec.axes_to_perm.get(k, (None,))[0] is None and 0 not in spec.composite_axes.get(k, {})]
+    total = moved = 0
+    fixed = []
+    for k in weights[:-1]:
+        axes = list(spec.axes_to_perm.get(k, (None,) * params[k].ndim))
+        for ax in spec.composite_axes.get(k, {}):
+            axes[ax] = "composite"
+        permuted = [ax for ax, p in enumerate(axes) if p is not None]
+        n = params[k].shape[permuted[0] if permuted else 0]
+        total += n
+        if permuted:
+            moved += n
+        else:
+            fixed.append(k)
     return (moved / total if total else 0.0), fixed

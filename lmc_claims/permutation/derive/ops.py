@@ -11,7 +11,7 @@ from torch import fx
 
 from .rules.attention import _patch_merging_pad, _sdpa, _shifted_window_attention
 from .rules.indexing import _cat, _getitem, _index_tensor, _pad, _select, _slice, _split, _stack
-from .rules.layers import _batch_norm, _conv, _embedding, _group_norm, _layer_norm, _linear, _matmul, _prelu
+from .rules.layers import _addmm, _batch_norm, _conv, _embedding, _group_norm, _layer_norm, _linear, _matmul, _prelu
 from .rules.pointwise import _dim_sensitive, _elementwise, _first_only, _glu, _opaque, _read_values, _reduce, _reduce_order, _setitem, _shape_attr, _softmax_like, _spatial, _static_result
 from .rules.shape import _expand, _movedim, _permute, _repeat, _reshape, _t, _transpose
 
@@ -47,7 +47,7 @@ CREATION = {"zeros_like", "ones_like", "full_like", "empty_like", "rand_like", "
             "sym_size", "sym_numel", "sym_stride", "stride", "_assert", "is_floating_point", "is_contiguous",
             "get_device", "element_size"}
 READS = {"item", "tolist", "_local_scalar_dense", "nonzero", "unique", "masked_select", "bool_"}
-OPAQUE = {"baddbmm", "addmm", "addbmm", "addmv", "mv", "einsum", "bilinear", "cdist",
+OPAQUE = {"baddbmm", "addbmm", "addmv", "mv", "einsum", "bilinear", "cdist",
           "outer", "kron", "_native_multi_head_attention",
           "multi_head_attention_forward", "pixel_shuffle", "pixel_unshuffle", "channel_shuffle",
           "native_channel_shuffle", "local_response_norm", "_get_relative_position_bias",
@@ -77,7 +77,7 @@ RULES.update({
     "getattr": _shape_attr, "setitem": _setitem, "prelu": _prelu, "embedding": _embedding,
     "interpolate": _spatial(None), "upsample": _spatial(None),
     "shifted_window_attention": _shifted_window_attention, "_patch_merging_pad": _patch_merging_pad,
-    "matmul": _matmul, "mm": _matmul, "bmm": _matmul, "scaled_dot_product_attention": _sdpa,
+    "matmul": _matmul, "mm": _matmul, "addmm": _addmm, "bmm": _matmul, "scaled_dot_product_attention": _sdpa,
 })
 # Rules that follow values re-indexed along several dimensions (heads); any other rule gets
 # such an operand fixed first.

@@ -9,9 +9,9 @@ example input the model rejects gives an `LmcClaimsError` naming the graph node 
 from __future__ import annotations
 
 import torch
-from torch import fx
-from torch import nn
+from torch import fx, nn
 
+from ...errors import LmcClaimsError
 from .analysis import _Analysis, _nodes_in
 from .modules import MODULE_RULES, _Tracer, _m_elementwise, _m_softmax
 from .ops import MULTI_RULES, RULES, _op_name
@@ -114,9 +114,9 @@ def _analyse_fx(A: _Analysis, gm: fx.GraphModule) -> None:
             rule = MODULE_RULES[type(m)]
             if rule not in (_m_elementwise, _m_softmax):
                 _fix_multi(A, node)
-            A.values[node] = rule(A, node, m, node.target)
+            A.values[node] = _guarded(node, lambda: rule(A, node, m, node.target))
         elif node.op in ("call_function", "call_method"):
-            A.values[node] = _apply_rule(A, node)
+            A.values[node] = _guarded(node, lambda: _apply_rule(A, node))
         elif node.op == "output":
             A.fix_args(node.args, node.kwargs)
         else:
@@ -133,13 +133,27 @@ def _analyse_export(A: _Analysis, graph: fx.Graph, names: dict) -> None:
             else:
                 A.values[node] = FIXED if isinstance(node.meta.get("lmc_shape"), _Shape) else STATIC
         elif node.op == "call_function":
-            A.values[node] = _apply_rule(A, node)
+            A.values[node] = _guarded(node, lambda: _apply_rule(A, node))
         elif node.op == "output":
             A.fix_args(node.args, node.kwargs)
         elif node.op == "get_attr":
             A.values[node] = FIXED if isinstance(node.meta.get("lmc_shape"), _Shape) else STATIC
         else:
             raise _unsupported(node, f"graph operation {node.op} is not supported")
+
+
+def _guarded(node: fx.Node, apply):
+    """A rule's value for the node; a rule that fails in a way it did not foresee (arguments of an
+    unexpected kind, a form of the op it does not know) is an error naming the node and the fix,
+    never a bare Python exception."""
+    try:
+        return apply()
+    except LmcClaimsError:
+        raise
+    except Exception as e:
+        detail = str(e).strip().splitlines()
+        raise _unsupported(node, f"its rule does not handle this call ({type(e).__name__}: "
+                                 f"{detail[0] if detail else ''})") from None
 
 
 def _apply_rule(A: _Analysis, node: fx.Node):

@@ -94,11 +94,47 @@ def _mm_value(A, av, sa, bv, sb):
 
 def _matmul(A, node, args, kwargs):
     a, b = args[0], args[1]
+    weight = A.v(b, allow_par=True)
+    if isinstance(weight, _Par) and len(weight.shape) == 2 and len(A.shape(a)) >= 1:
+        return _weight_on_right(A, a, weight)  # x @ W: a linear layer written out
     av, bv = A.v(a), A.v(b)
     sa, sb = A.shape(a), A.shape(b)
     out = _mm_value(A, av, sa, bv, sb) if len(sa) >= 2 and len(sb) >= 2 else None
     if out is None:
         return _opaque(A, node, args, kwargs)
+    return out
+
+
+def _weight_on_right(A, x, w):
+    """x @ W for a 2-D parameter W of shape (in, out) (torch.matmul, @, torch.addmm, torch.mm): the
+    linear layer F.linear(x, W.T) written out, so its rows take the input's layout and its columns
+    start a new group, as a Linear's weight axes 1 and 0 do."""
+    shp = A.shape(x)
+    last = len(shp) - 1
+    val = A.v(x)
+    if A.live(val) and val.dim != last:
+        A.fix(w)  # the product runs along another dimension than the channels
+        return _T(val.dim, val.layout)
+    out = A.fresh(_origin(w), w.shape[1])
+    A.assign(w, {0: A.tensor_layout(x, last), 1: out})
+    return _T(last, out)
+
+
+def _addmm(A, node, args, kwargs):
+    """torch.addmm(bias, x, W) = bias + x @ W: the written-out linear layer, its bias following the
+    output's layout (any other form of the op, e.g. a parameter on the left, stays fixed)."""
+    bias, x, w = args[0], args[1], args[2]
+    weight, bv = A.v(w, allow_par=True), A.v(bias, allow_par=True)
+    if not (isinstance(weight, _Par) and len(weight.shape) == 2) or not (isinstance(bv, _Par) or not A.live(bv)):
+        return _opaque(A, node, args, kwargs)
+    out = _weight_on_right(A, x, weight)
+    if isinstance(bv, _Par):
+        if len(bv.shape) == 1 and bv.shape[0] == weight.shape[1] and out.dim is not None:
+            A.assign(bv, {0: out.layout})
+        else:
+            A.fix(bv)
+            A.fix(out)
+            return FIXED
     return out
 
 
