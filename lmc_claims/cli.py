@@ -146,6 +146,30 @@ def cmd_prebuild(args) -> int:
     return 1 if summary.failed else 0
 
 
+def cmd_plan(args) -> int:
+    """The jobs a claims run at this scale will build, look by look, and the expected hours."""
+    import torch
+
+    from .estimate import summary
+    from .lab import Lab
+    from .options import Options, split_list
+    from .plan import for_claims
+    from .zoo import Zoo
+
+    cs = Options(scale_name=args.claims_scale, archs=split_list(args.claims_arch), claim_ids=split_list(args.claims_id),
+                 device_name="cpu", cache_dir=None, report_dir=Path("."), datasets=split_list(args.claims_dataset),
+                 data_root=None, quiet=True, is_worker=False, seed_start=args.claims_seeds)
+    scale = cs.scale()
+    import tempfile
+
+    lab = Lab(scale, torch.device("cpu"), Zoo(tempfile.mkdtemp(prefix="lmc-claims-plan-")))
+    lab.builds.load_data = False  # counted and costed, not built: the data need not be there yet
+    print(f"lmc-claims plan, scale {scale.name}:")
+    for line in summary(for_claims(scale, cs.claim_ids), lab):
+        print(f"  {line}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmc-claims", description="Paper claims on linear mode connectivity as pytest claim tests. "
                                      "Run the claims with `pytest -m claims`.")
@@ -167,6 +191,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_a", metavar="RUN_A", help="the earlier report directory")
     p.add_argument("run_b", metavar="RUN_B", help="the later report directory")
     p.set_defaults(func=cmd_compare)
+    p = sub.add_parser("plan", help="the models, searches and merges a claims run at a scale will build, look by look, "
+                       "and the expected hours")
+    p.add_argument("--claims-scale", default="ci", help="smoke, ci (default), paper or paper-dry")
+    p.add_argument("--claims-arch", "--arch", default=None, metavar="NAME[,NAME]", help="architectures instead of the scale's")
+    p.add_argument("--claims-dataset", default=None, metavar="NAME[,NAME]", help="datasets instead of the scale's")
+    p.add_argument("--claims-id", default=None, metavar="ID[,ID]", help="only what these claims need")
+    p.add_argument("--claims-seeds", type=int, default=0, metavar="START", help="the first model seed (default 0)")
+    p.set_defaults(func=cmd_plan)
     p = sub.add_parser("prebuild", help="train every model and run every matching the selected claims need, into the "
                        "cache, without running the claim tests (on a Dask cluster with --claims-executor=dask)")
     p.add_argument("--claims-scale", default="ci", help="smoke, ci (default) or paper")

@@ -142,6 +142,25 @@ class FileCheck:
         return None
 
 
+# A data folder may list its own files (relative path -> size and md5) in FILES_LIST: a subset, or
+# the dry run's small synthetic files in the real formats (tests/test_paper_dry_run.py). The files are
+# still checked against it, and its data enter every cache key by their fingerprint as any data do.
+FILES_LIST = "lmc-claims-files.json"
+
+
+def _listed(folder: str, default: Callable[[], tuple[FileCheck, ...]]) -> Callable[[], tuple[FileCheck, ...]]:
+    def files() -> tuple[FileCheck, ...]:
+        listing = data_root() / folder / FILES_LIST
+        if not listing.exists():
+            return default()
+        import json
+
+        entries = json.loads(listing.read_text())
+        return tuple(FileCheck(f"{folder}/{rel}", e.get("size"), e.get("md5")) for rel, e in entries.items())
+
+    return files
+
+
 def _idx_files(folder: str) -> tuple[FileCheck, ...]:
     # IDX format: 16-byte header + 28*28 bytes per image, 8-byte header + 1 byte per label.
     return tuple(
@@ -180,32 +199,59 @@ _TV_HINT = ("On a machine with internet: python -c \"import torchvision; torchvi
             "download=True)\", then copy DATA_ROOT/{folder} into the data root (--claims-data-root or ./datasets).")
 
 ROOT_DATASETS: dict[str, RootDataset] = {
-    "mnist": RootDataset("mnist", "MNIST, 60,000 train / 10,000 test (torchvision layout)", lambda: _idx_files("MNIST"),
+    "mnist": RootDataset("mnist", "MNIST, 60,000 train / 10,000 test (torchvision layout)",
+                         _listed("MNIST", lambda: _idx_files("MNIST")),
                          _TV_HINT.format(cls="MNIST", folder="MNIST")),
     "fashion_mnist": RootDataset("fashion_mnist", "Fashion-MNIST, 60,000 / 10,000 (torchvision layout)",
-                                 lambda: _idx_files("FashionMNIST"), _TV_HINT.format(cls="FashionMNIST", folder="FashionMNIST")),
-    "cifar10": RootDataset("cifar10", "CIFAR-10, 50,000 / 10,000 (torchvision layout, md5-checked)", _cifar_files,
+                                 _listed("FashionMNIST", lambda: _idx_files("FashionMNIST")), _TV_HINT.format(cls="FashionMNIST", folder="FashionMNIST")),
+    "cifar10": RootDataset("cifar10", "CIFAR-10, 50,000 / 10,000 (torchvision layout, md5-checked)",
+                           _listed("cifar-10-batches-py", _cifar_files),
                            _TV_HINT.format(cls="CIFAR10", folder="cifar-10-batches-py")),
 }
 
 
-def _from_torchvision(name: str) -> TensorData:
-    import torchvision.datasets as tvd
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (MNIST's format): magic (0, 0, type 0x08 = uint8, number of dimensions), the sizes
+    as big-endian int32, then the data."""
+    raw = path.read_bytes()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise LmcClaimsError(f"{path} is not an IDX file of unsigned bytes.", "put the dataset's original files there.")
+    nd = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(nd))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * nd).reshape(shape)
 
+
+def read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 python batch: a pickled dict with b"data" (N, 3072 uint8) and b"labels"."""
+    import pickle
+
+    with open(path, "rb") as f:
+        d = pickle.load(f, encoding="bytes")
+    return np.asarray(d[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32), np.asarray(d[b"labels"], dtype=np.int64)
+
+
+def _arrays_of(name: str) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """((x_train, y_train), (x_test, y_test)) as floats in [0, 1], (N, C, H, W), read from the data root."""
+    root = data_root()
+    if name == "cifar10":
+        folder = root / "cifar-10-batches-py"
+        train = [read_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
+        test = read_cifar_batch(folder / "test_batch")
+        x_train, y_train = np.concatenate([b[0] for b in train]), np.concatenate([b[1] for b in train])
+        return (x_train / np.float32(255), y_train), (test[0] / np.float32(255), test[1])
+    raw = root / {"mnist": "MNIST", "fashion_mnist": "FashionMNIST"}[name] / "raw"
+    split = lambda prefix: (read_idx(raw / f"{prefix}-images-idx3-ubyte")[:, None] / np.float32(255),
+                            read_idx(raw / f"{prefix}-labels-idx1-ubyte").astype(np.int64))
+    return split("train"), split("t10k")
+
+
+def _from_root(name: str) -> TensorData:
+    """A dataset of the data root, in torchvision's layout, read with this module's readers."""
     ds = ROOT_DATASETS[name]
     problems = ds.problems()
     if problems:
         raise LmcClaimsError(ds.missing_message(), "put the verified files in place (`lmc-claims datasets` lists them).")
-    cls = {"mnist": tvd.MNIST, "fashion_mnist": tvd.FashionMNIST, "cifar10": tvd.CIFAR10}[name]
-    root = str(data_root())
-    train, test = cls(root, train=True, download=False), cls(root, train=False, download=False)
-
-    def arrays(d):
-        x = np.asarray(d.data, dtype=np.float32) / 255.0
-        x = x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2)  # (N, C, H, W)
-        return x, np.asarray(d.targets, dtype=np.int64)
-
-    (xtr, ytr), (xte, yte) = arrays(train), arrays(test)
+    (xtr, ytr), (xte, yte) = _arrays_of(name)
     order = np.random.default_rng(SPLIT_SEED).permutation(len(xtr))  # subsets take the first n
     xtr, ytr = xtr[order], ytr[order]
     mean = xtr.mean(axis=(0, 2, 3), keepdims=True)
@@ -218,7 +264,7 @@ DATASETS: dict[str, Callable[[], TensorData]] = {
     "mnist5k": load_mnist5k,
     "digits": load_digits,
     "mnist1d": load_mnist1d,
-    **{name: (lambda n=name: _from_torchvision(n)) for name in ROOT_DATASETS},
+    **{name: (lambda n=name: _from_root(n)) for name in ROOT_DATASETS},
 }
 EMBEDDED = ("mnist5k", "digits", "mnist1d")
 assert tuple(DATASETS) == NAMES, "datasets.NAMES lists every loader of DATASETS"

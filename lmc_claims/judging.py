@@ -134,6 +134,9 @@ class Claim:
     published: tuple[Published, ...] = ()
     headline: bool = False  # one of the claims the summary leads with
     needs: Needs = EVERYTHING  # what its tests build (plan.py submits it up front)
+    # The training protocol its tests use where a scale trains an architecture several ways (the paper
+    # scale's "<arch>@ito" / "<arch>@gr" runs, scales.PROTOCOLS); "" = every run.
+    protocol: str = ""
 
     def as_dict(self) -> dict:
         return asdict(self)

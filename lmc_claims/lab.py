@@ -47,6 +47,7 @@ class Builds:
         self.zoo = zoo
         self.progress = progress
         self.executor = executor
+        self.load_data = True
         self._memo: dict = {}
 
     def memoised(self, key: tuple) -> bool:
@@ -72,6 +73,8 @@ class Builds:
 
     # -- building ---------------------------------------------------------------------------
     def fingerprint(self, ref: DataRef) -> str:
+        if not self.load_data:  # jobs only counted and costed (`lmc-claims plan`): no data read
+            return "not-loaded"
         return self.memo(("fingerprint", ref), ref.fingerprint)
 
     def train_job(self, ref: SettingRef, seed: int) -> TrainJob:

@@ -78,15 +78,41 @@ def parametrize(metafunc: pytest.Metafunc, scale) -> None:
         metafunc.parametrize("two_layer_run", [pytest.param(
             (base.arch, base.dataset), id=f"{base.arch}-{base.dataset}", marks=_skip_marks(availability(base.dataset)))])
         return
-    missing = {d: availability(d) for d in {r.dataset for r in scale.runs}}
+    runs = runs_for(metafunc, scale)
+    missing = {d: availability(d) for d in {r.dataset for r in runs}}
     if "width_run" in metafunc.fixturenames:
         # Claims across widths: one test per architecture x dataset with at least two widths.
         metafunc.parametrize("width_run", [
             pytest.param((r.arch, r.dataset), id=f"{r.arch}-{r.dataset}", marks=_skip_marks(missing[r.dataset]))
-            for r in scale.runs if len(r.widths) >= 2])
+            for r in runs if len(r.widths) >= 2])
         return
     # `setting_key` (arch, dataset, width); `setting`, its former name, still works for users' own claim tests.
     name = "setting_key" if "setting_key" in metafunc.fixturenames else "setting"
     metafunc.parametrize(name, [
         pytest.param((r.arch, r.dataset, w), id=f"{r.arch}-{r.dataset}-w{w}", marks=_skip_marks(missing[r.dataset]))
-        for r in scale.runs for w in r.widths])
+        for r in runs for w in r.widths])
+
+
+def runs_for(metafunc: pytest.Metafunc, scale) -> list:
+    """The scale's runs a claim test measures: a run named for a protocol ("mlp@ito") only for the
+    claims that declare that protocol (`Claim.protocol`), every other run for every claim."""
+    from .catalogue import get_claim
+    from .scales import protocol_of
+
+    ids = {getattr(metafunc.module, "CLAIM", None)}
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        names = mark.args[0] if isinstance(mark.args[0], (list, tuple)) else [n.strip() for n in mark.args[0].split(",")]
+        if "claim" in names:
+            at = names.index("claim")
+            for v in mark.args[1]:
+                values = getattr(v, "values", v)  # pytest.param(...) or a plain value / tuple
+                ids.add(values[at] if len(names) > 1 else (values[0] if hasattr(v, "values") else v))
+    protocols = set()
+    for claim_id in ids - {None}:
+        try:
+            protocols.add(get_claim(claim_id).protocol)
+        except Exception:  # a claim this catalogue does not know: the test says so when it runs
+            protocols.add("")
+    if "" in protocols or not protocols:
+        return list(scale.runs)
+    return [r for r in scale.runs if protocol_of(r.arch) in ("", *protocols)]

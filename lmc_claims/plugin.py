@@ -223,12 +223,26 @@ class _Hooks:
         tag_claim_tests(items)
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
-        """With a cluster, every model and matching the collected claim tests need is submitted
-        now, so that the cluster is kept busy and the tests find a warm cache."""
-        if self.cs.executor == "local" or not claims_selected(session.config) or session.config.option.collectonly:
+        """Before anything trains: which datasets the run lacks, and where to put which files; with a
+        cluster, every model and matching the collected claim tests need is submitted now, so that
+        the cluster is kept busy and the tests find a warm cache."""
+        if not claims_selected(session.config) or session.config.option.collectonly:
             return
         items = [i for i in session.items if "claims" in i.keywords]
         if not items:
+            return
+        from .runner import missing_data
+
+        tr = session.config.pluginmanager.getplugin("terminalreporter")
+        for line in missing_data(self.cs.scale()):
+            if tr is not None:
+                tr.write_line(f"lmc-claims: {line}", yellow=True)
+        if self.cs.scale_name.startswith("paper") and tr is not None:  # hours, not minutes: say so first
+            from .runner import estimate_lines
+
+            for line in estimate_lines(self.cs.scale(), items):
+                tr.write_line(f"lmc-claims: {line}")
+        if self.cs.executor == "local":
             return
         from .runner import prebuild
 

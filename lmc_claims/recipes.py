@@ -11,6 +11,9 @@ import math
 from dataclasses import asdict, dataclass, replace
 
 
+AUGMENTATIONS = ("", "crop4-flip")
+
+
 @dataclass(frozen=True)
 class Recipe:
     """How a model is trained: everything but which model (architecture, width, seed)."""
@@ -27,6 +30,15 @@ class Recipe:
     # Linear warm-up from 1e-6 over this many steps before the cosine decay (Ferbach et al.'s Figure 2
     # protocol: 10 steps); 0 = none.
     warmup_steps: int = 0
+    # Data augmentation, off unless named: "crop4-flip" = random crop with padding 4 and horizontal
+    # flip (CIFAR-10, Ito et al.'s sibling code), seeded per model and epoch, done on the device.
+    augment: str = ""
+    # Where the recipe comes from, e.g. "Ito et al. sibling code [code: e5-a/STE-MM scripts/run_train.sh]".
+    source: str = ""
+
+    def __post_init__(self):
+        if self.augment not in AUGMENTATIONS:
+            raise ValueError(f"augment must be one of {AUGMENTATIONS}, not {self.augment!r}")
 
 
 @dataclass(frozen=True)
@@ -42,7 +54,9 @@ class TrainConfig:
         d = {k: v for k, v in asdict(self).items() if k != "recipe"}
         d.update(asdict(self.recipe))
         # Fields at their defaults are left out: keys of models trained before a field existed stay valid.
-        for name, default in (("optimizer", "adam"), ("momentum", 0.0), ("warmup_steps", 0)):
+        # The source is a citation, not training: it never enters the key.
+        d.pop("source", None)
+        for name, default in (("optimizer", "adam"), ("momentum", 0.0), ("warmup_steps", 0), ("augment", "")):
             if d[name] == default:
                 del d[name]
         return d

@@ -76,3 +76,30 @@ def share_cluster(options: Options):
     cluster = start_local_cluster(resolve_device(options.device_name))
     os.environ[SCHEDULER_ENV] = cluster.scheduler_address  # the workers, started next, inherit it
     return cluster
+
+
+def estimate_lines(scale, items: Sequence[pytest.Item]) -> list[str]:
+    """`lmc-claims plan`'s estimate for the collected claim tests (jobs counted, no data read)."""
+    import tempfile
+
+    import torch
+
+    from .estimate import summary
+    from .lab import Lab
+    from .zoo import Zoo
+
+    lab = Lab(scale, torch.device("cpu"), Zoo(tempfile.mkdtemp(prefix="lmc-claims-plan-")))
+    lab.builds.load_data = False
+    return summary(plan_of_items(scale, items), lab)
+
+
+def missing_data(scale) -> list[str]:
+    """One line per dataset the scale's runs need that the data root lacks: which files to put where
+    (their claim tests are skipped with the same message)."""
+    from .data import availability
+
+    datasets = dict.fromkeys(r.dataset for r in scale.runs + scale.extra_runs)
+    out = [message for d in datasets if (message := availability(d))]
+    if out:
+        out.append("the claim tests of these datasets are skipped; `lmc-claims datasets` lists what is present.")
+    return out

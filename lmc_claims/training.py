@@ -75,6 +75,24 @@ def lr_factor(recipe: Recipe, total: int, step: int) -> float:
     return 0.5 * (1 + math.cos(math.pi * min(step - recipe.warmup_steps, rest) / rest))
 
 
+def augmented(x: torch.Tensor, augment: str, gen: torch.Generator, device) -> torch.Tensor:
+    """The epoch's training images: as they are, or ("crop4-flip") each randomly cropped back to its
+    size from a zero padding of 4 pixels and flipped horizontally with probability 1/2 (the
+    CIFAR-10 augmentation of Ito et al.'s sibling code). The draws come from `gen` (seeded per model
+    and epoch) on the CPU; the cropping and flipping run on the device with the data."""
+    if not augment:
+        return x
+    n, _, h, w = x.shape
+    dy, dx = (torch.randint(0, 9, (n,), generator=gen).to(device) for _ in range(2))
+    flip = (torch.rand(n, generator=gen) < 0.5).to(device)
+    padded = nn.functional.pad(x, (4, 4, 4, 4))
+    rows = (dy[:, None] + torch.arange(h, device=device)[None, :])  # (n, h)
+    cols = (dx[:, None] + torch.arange(w, device=device)[None, :])  # (n, w)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)
+    batch = torch.arange(n, device=device)[:, None, None]
+    return padded.permute(0, 2, 3, 1)[batch, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2).contiguous()
+
+
 def _init(config: TrainConfig, data: TensorData, device: torch.device) -> nn.Module:
     with _INIT_LOCK:
         torch.manual_seed(config.seed)
@@ -95,9 +113,10 @@ def _fit(config: TrainConfig, model: nn.Module, data: TensorData, device: torch.
     for epoch in range(recipe.epochs):
         idx = torch.randperm(len(x), generator=order).to(device)
         running = torch.zeros((), device=device)
+        views = augmented(x, recipe.augment, generator("augment", config.seed, epoch), device)
         for i in range(steps_per_epoch):
             b = idx[i * recipe.batch_size : (i + 1) * recipe.batch_size]
-            loss = nn.functional.cross_entropy(model(x[b]), y[b])
+            loss = nn.functional.cross_entropy(model(views[b]), y[b])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

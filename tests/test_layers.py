@@ -22,13 +22,14 @@ MAX_LINES = 400
 # one; `*` matches one package's modules (catalogue.ito2024, build.jobs, ...).
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("version", "errors", "files", "seeds", "names", "device", "cpu")),
-    ("configuration (no torch)", ("datasets", "recipes", "judging", "scales", "designs", "catalogue", "catalogue.*")),
+    ("configuration (no torch)", ("datasets", "recipes", "judging", "scales", "designs", "costs", "catalogue",
+                                  "catalogue.*")),
     ("maths and the cache", ("data", "models", "models.*", "permutation", "permutation.*", "training", "matching",
                              "matching.*", "metrics", "metrics.*", "zoo", "testing", "testing.*")),
     ("build", ("build", "build.*")),
     ("workbench", ("progress", "lab")),
     ("measurements", ("measurements", "measurements.*")),
-    ("plan", ("plan",)),
+    ("plan", ("plan", "estimate")),
     ("results and report", ("results", "report", "report.*")),
     ("run side", ("options", "params", "verify", "session", "runner")),
     ("entry points", ("plugin", "cli", "api", "")),

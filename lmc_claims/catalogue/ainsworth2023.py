@@ -31,7 +31,7 @@ NEAR_ZERO = "ours: 'near zero' read as <= 0.05 nats (paper gives no tolerance)"
 
 def _barrier_claim(id: str, search: str, section: str, statement: str, metric: str, published: str) -> Claim:
     return Claim(
-        id=id, needs=Needs.of(search), paper=PAPER, section=section, statement=statement, metric=metric,
+        id=id, protocol="gr", needs=Needs.of(search), paper=PAPER, section=section, statement=statement, metric=metric,
         criteria=(Criterion("naive_barrier_train", ">=", 0.3, source=LARGE),
                   Criterion(f"{search}_barrier_train", "<=", 0.05, source=NEAR_ZERO)),
         regime=LMC_REGIME, split=TRAIN_SPLIT[0], split_source=TRAIN_SPLIT[1],
@@ -54,7 +54,7 @@ CLAIMS = [
         "features on training data); test split stored",
         "MNIST MLP 3x512: zero barrier after AM (agreement: ours <= 0.05 nats)"),
     Claim(
-        id="ainsworth2023-width", needs=Needs.of("wm", "am"),
+        id="ainsworth2023-width", protocol="gr", needs=Needs.of("wm", "am"),
         paper=PAPER,
         section="§5 and Figure 4 (width multiplier)",
         statement="The barrier after matching falls as the width multiplier grows.",

@@ -37,7 +37,7 @@ STE_MOVED = ("ours: STE's permutation must differ from its first projection (wei
 
 CLAIMS = [
     Claim(
-        id="ito2024-singular-values", needs=Needs.of(),
+        id="ito2024-singular-values", protocol="ito", needs=Needs.of(),
         paper=PAPER,
         section="§4, Eq. (3)",
         statement="A permutation P_l W_l P_{l-1}^T leaves every layer's singular values unchanged "
@@ -54,7 +54,7 @@ CLAIMS = [
         headline=True,
     ),
     Claim(
-        id="ito2024-l2-distance", needs=Needs.of("wm"),
+        id="ito2024-l2-distance", protocol="ito", needs=Needs.of("wm"),
         paper=PAPER,
         section="§3, Table 1",
         statement="Weight matching does not significantly reduce the L2 distance between two models "
@@ -78,7 +78,7 @@ CLAIMS = [
         headline=True,
     ),
     Claim(
-        id="ito2024-sv-alignment", needs=Needs.of("wm", "ste", "ste-gr"),
+        id="ito2024-sv-alignment", protocol="ito", needs=Needs.of("wm", "ste", "ste-gr"),
         paper=PAPER,
         section="§4, Figure 2",
         statement="The permutation found by WM aligns the singular vectors with large singular values: "
@@ -105,7 +105,7 @@ CLAIMS = [
         headline=True,
     ),
     Claim(
-        id="ito2024-merge-wm-vs-ste", needs=Needs.of(TRIPLES, MERGES),
+        id="ito2024-merge-wm-vs-ste", protocol="ito", needs=Needs.of(TRIPLES, MERGES),
         paper=PAPER,
         section="§6, Figure 6 and Table 3",
         statement="With three models, theta_b and theta_c each permuted onto an anchor theta_a, the barrier between "
@@ -127,7 +127,7 @@ CLAIMS = [
         headline=True,
     ),
     Claim(
-        id="ito2024-ste-alignment", needs=Needs.of("wm", "ste", "ste-gr"),
+        id="ito2024-ste-alignment", protocol="ito", needs=Needs.of("wm", "ste", "ste-gr"),
         paper=PAPER,
         section="§6, Table 2",
         statement="The straight-through estimator reaches LMC without aligning the singular vectors with large "
@@ -152,7 +152,7 @@ CLAIMS = [
         published=(Published("STE reaches a low barrier with R ~ 0 (Table 2)", "secondary", "r_ste_gamma03", -0.05, 0.05),),
     ),
     Claim(
-        id="ito2024-width", needs=Needs.of("wm", "am"),
+        id="ito2024-width", protocol="ito", needs=Needs.of("wm", "am"),
         paper=PAPER,
         section="open question 2 / §4 discussion (width and dominant singular values)",
         statement="Wider models satisfy LMC more easily: the barrier after WM falls as width grows, and so does the "
