@@ -170,6 +170,15 @@ def cmd_plan(args) -> int:
     return 0
 
 
+def selection_args(p: argparse.ArgumentParser) -> None:
+    """The options that say which claims run where, shared by `plan` and `prebuild`."""
+    p.add_argument("--claims-scale", default="ci", help="smoke, ci (default), paper or paper-dry")
+    p.add_argument("--claims-arch", "--arch", default=None, metavar="NAME[,NAME]", help="architectures instead of the scale's")
+    p.add_argument("--claims-dataset", default=None, metavar="NAME[,NAME]", help="datasets instead of the scale's")
+    p.add_argument("--claims-id", default=None, metavar="ID[,ID]", help="only what these claims need")
+    p.add_argument("--claims-seeds", type=int, default=0, metavar="START", help="the first model seed (default 0)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lmc-claims", description="Paper claims on linear mode connectivity as pytest claim tests. "
                                      "Run the claims with `pytest -m claims`.")
@@ -193,23 +202,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
     p = sub.add_parser("plan", help="the models, searches and merges a claims run at a scale will build, look by look, "
                        "and the expected hours")
-    p.add_argument("--claims-scale", default="ci", help="smoke, ci (default), paper or paper-dry")
-    p.add_argument("--claims-arch", "--arch", default=None, metavar="NAME[,NAME]", help="architectures instead of the scale's")
-    p.add_argument("--claims-dataset", default=None, metavar="NAME[,NAME]", help="datasets instead of the scale's")
-    p.add_argument("--claims-id", default=None, metavar="ID[,ID]", help="only what these claims need")
-    p.add_argument("--claims-seeds", type=int, default=0, metavar="START", help="the first model seed (default 0)")
+    selection_args(p)
     p.set_defaults(func=cmd_plan)
     p = sub.add_parser("prebuild", help="train every model and run every matching the selected claims need, into the "
                        "cache, without running the claim tests (on a Dask cluster with --claims-executor=dask)")
-    p.add_argument("--claims-scale", default="ci", help="smoke, ci (default) or paper")
-    p.add_argument("--claims-arch", "--arch", default=None, metavar="NAME[,NAME]", help="architectures instead of the scale's")
-    p.add_argument("--claims-dataset", default=None, metavar="NAME[,NAME]", help="datasets instead of the scale's")
-    p.add_argument("--claims-id", default=None, metavar="ID[,ID]", help="only what these claims need")
+    selection_args(p)
     p.add_argument("--claims-device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument("--claims-cache-dir", default=None, metavar="DIR",
                    help="the model cache (default: $LMC_CLAIMS_CACHE or ~/.cache/lmc-claims)")
     p.add_argument("--claims-data-root", default=None, metavar="DIR", help="where downloaded datasets live")
-    p.add_argument("--claims-seeds", type=int, default=0, metavar="START", help="the first model seed (default 0)")
     p.add_argument("--look", type=int, default=1, metavar="K",
                    help="build up to the K-th look of the sequential design (default 1: the first samples; "
                    "later looks are what undecided claim tests ask for)")
