@@ -194,9 +194,10 @@ ITO_CIFAR = Recipe(epochs=100, batch_size=500, lr=0.4, optimizer="sgd", momentum
                    augment="crop4-flip", source="Ito et al. sibling code: SGD lr 0.4, momentum 0.9, weight decay 5e-4, "
                    "batch 500, 100 epochs, random crop and flip [code: e5-a/STE-MM scripts/run_train.sh]")
 # Git Re-Basin's ResNet20 (LayerNorm) recipe is not in PUBLISHED.md: ours, Adam 1e-3, batch 128, 100 epochs,
-# with the CIFAR-10 augmentation every published recipe here uses.
-GR_RESNET_LN = Recipe(epochs=100, batch_size=128, lr=1e-3, augment="crop4-flip",
-                      source="ours (Git Re-Basin's ResNet20 recipe is not in PUBLISHED.md); widths [code: src/resnet20.py]")
+# and no augmentation (augmentation is off unless a published recipe names it).
+GR_RESNET_LN = Recipe(epochs=100, batch_size=128, lr=1e-3,
+                      source="ours: Git Re-Basin's ResNet20 recipe is not in PUBLISHED.md (widths x1-x32 and LayerNorm "
+                      "are [code: src/resnet20.py])")
 PAPER_MLP = Run("mlp@gr", "mnist", widths=(512,), recipe=GR_MLP, n_eval_train=10000)
 
 SCALES: dict[str, Scale] = {
@@ -271,8 +272,10 @@ SCALES: dict[str, Scale] = {
             # Theus et al. 2025's ViT (PUBLISHED.md): 6 blocks, 8 heads of 32 (dim 256), MLP 512, AdamW, 150 epochs
             # on CIFAR-10. Their learning rate, batch, weight decay and augmentation are not in PUBLISHED.md: ours
             # are AdamW's defaults (lr 1e-3, weight decay 0.01), batch 128, no augmentation.
-            Run("vit-d6", "cifar10", widths=(8,), recipe=Recipe(epochs=150, batch_size=128, optimizer="adamw",
-                                                                  weight_decay=0.01), n_eval_train=10000),
+            Run("vit-d6", "cifar10", widths=(8,), recipe=Recipe(
+                epochs=150, batch_size=128, optimizer="adamw", weight_decay=0.01,
+                source="Theus et al.: AdamW, 150 epochs [secondary]; lr, weight decay and batch ours (not published)"),
+                n_eval_train=10000),
         ),
         custom=Run("custom", "mnist", widths=(1, 2, 4), recipe=Recipe(epochs=30), n_eval_train=10000),
         n_pairs=5, n_random=5,
