@@ -64,4 +64,4 @@ def summary(plan, lab) -> list[str]:
 
 
 def _hours(h: float) -> str:
-    return f"{h:.1f} h" if h >= 1 else f"{h * 60:.0f} min" if h * 60 >= 1 else f"{h * 3600:.0f} s"
+    return f"{h:,.0f} h" if h >= 100 else f"{h:.1f} h" if h >= 1 else f"{h * 60:.0f} min" if h * 60 >= 1 else f"{h * 3600:.0f} s"

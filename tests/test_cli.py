@@ -17,7 +17,7 @@ def test_list_json_is_machine_readable(capsys):
     assert main(["list", "--json"]) == 0
     cat = json.loads(capsys.readouterr().out)
     assert {c["id"] for c in cat["claims"]} == set(CLAIMS)
-    assert [s["name"] for s in cat["scales"]] == ["smoke", "ci", "paper"]
+    assert [s["name"] for s in cat["scales"]] == ["smoke", "ci", "paper", "paper-dry"]
 
 
 def test_console_script_is_installed():
