@@ -41,7 +41,7 @@ def test_claim_dataset_with_verdict_round_trips(tmp_path):
     assert back.attrs["verdict"] == "pass"
     assert back.attrs["claim_id"] == claim.id
     assert list(back.criterion_text.values) == [c.text() for c in claim.criteria]
-    assert back.criterion_verdict.attrs["flag_meanings"] == "pass fail inconclusive"
+    assert back.criterion_verdict.attrs["flag_meanings"] == "pass fail inconclusive premise-not-met"
     for key in ("package_version", "git_commit", "torch_version", "device", "config", "seeds", "created"):
         assert key in back.attrs
 

@@ -37,9 +37,9 @@ def spec_properties(s: Setting, n: int) -> xr.Dataset:
         sv[i] = _sv_change(params, moved)
     share, fixed = spec_coverage(s.spec, params)
     return xr.Dataset(
-        {"symmetry_difference_eval": ("draw", sym[:, 0], {"long_name": "largest eval-mode output difference, relative",
+        {"symmetry_difference_eval_mode": ("draw", sym[:, 0], {"long_name": "largest eval-mode output difference, relative",
                                                           "units": "1"}),
-         "symmetry_difference_train": ("draw", sym[:, 1], {"long_name": "largest train-mode output difference, relative",
+         "symmetry_difference_train_mode": ("draw", sym[:, 1], {"long_name": "largest train-mode output difference, relative",
                                                             "units": "1"}),
          "recovery_difference": ("draw", recovery, {"long_name": "largest weight difference after matching the planted "
                                                     "copy back, relative to the weights' scale", "units": "1"}),
