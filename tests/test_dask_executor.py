@@ -213,13 +213,18 @@ def test_a_claims_run_on_a_local_cluster_reports_what_a_local_run_does(tmp_path)
     summary = re.search(r"prebuild: (\d+) models and matchings planned, 0 already in the cache, (\d+) built", out)
     assert summary and summary.group(1) == summary.group(2), out[-3000:]
     assert re.search(r"\[lmc-claims\] trained mlp-w16-mnist5k-seed0: .* on tcp://\S+ \[\d+/\d+ jobs, .* left\]", out)
-    # The claim tests found a warm cache: no progress line after the prebuild's summary ...
+    # The claim tests found a warm cache for their first look: after the prebuild's summary, only a test
+    # still undecided asks for more, and then only for the later samples' models (seeds 9, 10, 11 at
+    # smoke's second look) and their searches ...
+    first_look = {m for p in get_scale("smoke").pairs for m in p} | set(get_scale("smoke").thirds(get_scale("smoke").pairs))
     after = out[out.index(summary.group(0)):]
-    assert not re.search(r"\[lmc-claims\] (trained|\S+ matching) ", after), after[:3000]
+    trained = {int(s) for s in re.findall(r"\[lmc-claims\] trained \S+-seed(\d+)", after)}
+    searched = [(int(b), int(a)) for b, a in re.findall(r"\[lmc-claims\] \S+ matching \S+ seeds (\d+)->(\d+)", after)]
+    assert not trained & first_look and all(not {a, b} <= first_look for a, b in searched), after[:3000]
     # ... and the cluster built exactly the entries the local run needed, each once.
     built = lambda name: sorted((b["kind"], b["key"]) for b in Zoo(tmp_path / name / "cache").builds())
     assert built("dask") == built("local")
-    assert len(built("dask")) == int(summary.group(1))
+    assert len(built("dask")) >= int(summary.group(1))
 
 
 GATE_PRELOAD = """
