@@ -51,7 +51,7 @@ def cluster():
         pytest.skip("Dask's `distributed` is not installed (pip install -e \".[test]\" or \".[dask]\")")
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", scheduler_port=0) as c:
         with Client(c) as client:
             client.wait_for_workers(2)
             yield SimpleNamespace(cluster=c, client=client, address=c.scheduler_address)
