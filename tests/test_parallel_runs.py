@@ -64,7 +64,7 @@ def test_paths_evaluated_together_give_what_each_gives_alone(tmp_path, monkeypat
     import numpy as np
     import torch
 
-    from lmc_claims import training
+    from lmc_claims import cpu
     from lmc_claims.lab import Lab
     from lmc_claims.measurements.shared import path_curves
     from lmc_claims.metrics import interpolation
@@ -77,7 +77,7 @@ def test_paths_evaluated_together_give_what_each_gives_alone(tmp_path, monkeypat
     assert all(t is not s.template for t in s.concurrently([template_job] * 4))
     together = path_curves(s, paths)
     monkeypatch.setattr(cpu, "cpu_workers", lambda: 1)  # one core: one path after another
-    interpolation._ENDPOINTS.clear()  # the endpoints evaluated again too
+    interpolation.evaluation._ENDPOINTS.clear()  # the endpoints evaluated again too
     alone = path_curves(s, paths)
     for got, want in zip(together, alone):
         for split in ("train", "test"):
@@ -86,7 +86,7 @@ def test_paths_evaluated_together_give_what_each_gives_alone(tmp_path, monkeypat
 
 
 def test_a_failing_job_drops_the_jobs_not_started(monkeypatch):
-    """training.concurrently (training, STE, measurements): when a job fails (or Ctrl-C reaches the
+    """cpu.concurrently (training, STE, measurements): when a task fails (or Ctrl-C reaches the
     waiting thread) the queued jobs are cancelled, not run to the end first. Synchronised on events:
     job 1 holds the second worker until the pool has cancelled what is queued."""
     import threading
