@@ -57,8 +57,8 @@ def _state(model: nn.Module) -> Params:
 
 def _outputs(model: nn.Module, params: Params, x: torch.Tensor, mode: str) -> torch.Tensor:
     model.train(mode == "train")
-    torch.manual_seed(0)  # dropout draws the same mask for both (a symmetry in distribution only)
-    with torch.no_grad():
+    with torch.random.fork_rng(devices=[]), torch.no_grad():  # the caller's generator state is kept
+        torch.manual_seed(0)  # dropout draws the same mask for both (a symmetry in distribution only)
         out = functional_call(model, params, (x,))
     return out[0] if isinstance(out, (tuple, list)) else out
 
