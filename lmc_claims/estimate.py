@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from functools import lru_cache
 
-from .build.jobs import MergeJob, SearchJob, TrainJob
+from .build.jobs import MergeJob, TrainJob
 from .costs import COSTS, MEASURED_ON, TRAIN_SIZES
 from .names import TAG
 
