@@ -360,7 +360,9 @@ def figure2_family(scale: Scale) -> tuple[Run, ...]:
 def reference_mlp(scale: Scale) -> tuple[str, str, int]:
     """The setting (arch, dataset, width) of the MLP theus2025 shows beside a transformer."""
     # extra_runs first: --claims-dataset moves the scale's runs to other data, never its extra runs.
-    runs = [r for r in scale.extra_runs + scale.runs if r.arch.split(TAG, 1)[0] == REFERENCE_MLP_ARCH]
+    # The MLP itself, or the paper scale's MLP of a protocol ("mlp@gr"), never another run's variant (Figure 2's).
+    runs = [r for r in scale.extra_runs + scale.runs
+            if r.arch == REFERENCE_MLP_ARCH or (r.arch.split(TAG, 1)[0] == REFERENCE_MLP_ARCH and protocol_of(r.arch))]
     if not runs:
         raise LmcClaimsError(f"Scale {scale.name!r} has no {REFERENCE_MLP_ARCH!r} run for theus2025's reference MLP.",
                              f"add a Run({REFERENCE_MLP_ARCH!r}, DATASET, ...) to its extra_runs.")
