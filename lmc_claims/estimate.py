@@ -28,7 +28,7 @@ def _train_rate(arch: str) -> float:
     return COSTS["train"][base]
 
 
-def seconds(job, runs) -> float:
+def seconds(job) -> float:
     """The job's expected seconds on the host the costs were measured on."""
     if isinstance(job, TrainJob):
         c = job.config
@@ -53,7 +53,7 @@ def summary(plan, lab) -> list[str]:
     for k, (n, jobs) in enumerate(plan.jobs_by_look(lab), 1):
         kinds = Counter("models" if isinstance(j, TrainJob) else "merges" if isinstance(j, MergeJob)
                         else f"{j.method} searches" for j in jobs)
-        hours.append(sum(seconds(j, None) for j in jobs) / 3600)
+        hours.append(sum(seconds(j) for j in jobs) / 3600)
         what = ", ".join(f"{v} {name}" for name, v in sorted(kinds.items(), key=lambda kv: -kv[1]))
         when = "first look" if k == 1 else "if every test stays undecided"
         out.append(f"look {k} ({n} samples, {when}): {len(jobs)} jobs ({what}); ~{_hours(hours[-1])} CPU")

@@ -178,12 +178,13 @@ class Setting:
         return self.builds.train_job(self.ref, seed)
 
     def model(self, seed: int) -> Params:
-        if not self.builds.memoised(("model", self.train_job(seed))):
+        job = self.train_job(seed)
+        if not self.builds.memoised(("model", job)):
             # The first model asked for of a setting brings its pair partners along: the claims
             # use them all, and models trained together share the CPU's cores.
             paired = [m for pair in self.scale.pairs for m in pair]
             self.models(paired if seed in paired else [seed])
-        return self.builds.model(self.train_job(seed))
+        return self.builds.model(job)
 
     def models(self, seeds: Sequence[int]) -> list[Params]:
         return self.builds.models([self.train_job(s) for s in seeds])

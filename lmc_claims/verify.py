@@ -29,7 +29,7 @@ def claim_fields(claim) -> dict:
 
 
 def sequential_judgements(claim, measure, scale, in_regime: bool):
-    """(dataset, judgements, verdict, look, looks) of a claim test judged sequentially: `measure(pairs)`
+    """(dataset, judgements, verdict, look, looks, pairs) of a claim test judged sequentially: `measure(pairs)`
     on the scale's first look's samples, then, while the test is undecided, on the next look's
     (`Scale.looks`), every look at level `judging.alpha_per_look` so that the error rate over all
     of them stays at `judging.ALPHA`. A dataset instead of `measure`: one look at it."""
@@ -38,11 +38,12 @@ def sequential_judgements(claim, measure, scale, in_regime: bool):
     looks = scale.looks(in_regime) if callable(measure) else (None,)
     alpha = alpha_per_look(len(looks))
     for k, n in enumerate(looks, 1):
-        ds = measure(scale.sample_pairs(n)) if callable(measure) else measure
+        pairs = scale.sample_pairs(n) if callable(measure) else None
+        ds = measure(pairs) if callable(measure) else measure
         judgements = [judge(c, ds[c.statistic].values, claim.min_seeds, alpha) for c in claim.criteria]
         verdict = overall(judgements)
         if verdict != INCONCLUSIVE or k == len(looks):
-            return ds, judgements, verdict, k, len(looks)
+            return ds, judgements, verdict, k, len(looks), pairs
 
 
 def verify(report_dir, lab, node: pytest.Item, claim_id: str, measured, *, config, seeds, notes=()):
@@ -58,8 +59,7 @@ def verify(report_dir, lab, node: pytest.Item, claim_id: str, measured, *, confi
     claim = get_claim(claim_id)
     params = node_params(node)
     outside = regime_reason(claim, lab.scale, params)
-    ds, judgements, verdict, look, looks = sequential_judgements(claim, measured, lab.scale, not outside)
-    pairs = lab.scale.sample_pairs(lab.scale.looks(not outside)[look - 1]) if callable(measured) else None
+    ds, judgements, verdict, look, looks, pairs = sequential_judgements(claim, measured, lab.scale, not outside)
     config = config(ds, pairs) if callable(config) else config
     seeds = seeds(ds, pairs) if callable(seeds) else seeds
     notes = notes(ds, pairs) if callable(notes) else notes

@@ -26,7 +26,7 @@ def run_sequentially(draw, threshold: float, looks=LOOKS) -> tuple[str, int]:
     scale = dataclasses.replace(SCALES["ci"], looks_in_regime=looks)
     values = draw(max(looks))
     measure = lambda pairs: xr.Dataset({"x": ("pair", values[:len(pairs)])})
-    _, judgements, verdict, look, _ = sequential_judgements(claim, measure, scale, in_regime=True)
+    _, judgements, verdict, look, _, _ = sequential_judgements(claim, measure, scale, in_regime=True)
     return verdict, look
 
 

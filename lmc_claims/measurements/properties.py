@@ -10,9 +10,8 @@ import torch
 import xarray as xr
 
 from ..lab import Setting
-from ..matching.weight import weight_matching
 from ..permutation.apply import apply_permutation
-from ..testing.checks import check_symmetry, spec_coverage
+from ..testing.checks import check_symmetry, recovery_difference, spec_coverage, sv_change
 from ..testing.strategies import drawn, permutations
 from ..training import make_model
 
@@ -34,12 +33,8 @@ def spec_properties(s: Setting, n: int) -> xr.Dataset:
         for j, mode in enumerate(("eval", "train")):
             found = check_symmetry(model, x, s.spec, perms=perms, modes=(mode,))
             sym[i, j] = max((d.size for d in found), default=0.0)
-        moved = apply_permutation(s.spec, perms, params)
-        back = apply_permutation(s.spec, weight_matching(s.spec, params, moved, seed=i).perms, moved)
-        floats = [k for k in params if params[k].is_floating_point()]
-        scale = max(float(params[k].abs().max()) for k in floats)
-        recovery[i] = max(float((back[k] - params[k]).abs().max()) for k in floats) / scale
-        sv[i] = _sv_change(params, moved)
+        recovery[i] = recovery_difference(s.spec, params, perms, seed=i)
+        sv[i] = sv_change(params, apply_permutation(s.spec, perms, params))
     share, fixed = spec_coverage(s.spec, params)
     return xr.Dataset(
         {"symmetry_difference_eval_mode": ("draw", sym[:, 0], {"long_name": "largest eval-mode output difference, relative",
@@ -54,11 +49,3 @@ def spec_properties(s: Setting, n: int) -> xr.Dataset:
                "n_examples": len(x)},
     )
 
-
-def _sv_change(a: dict, b: dict) -> float:
-    worst = 0.0
-    for k, w in a.items():
-        if w.ndim >= 2 and w.is_floating_point():
-            s, t = (torch.linalg.svdvals(m.double().reshape(m.shape[0], -1)) for m in (w, b[k]))
-            worst = max(worst, float((s - t).abs().max() / max(float(s.max()), 1e-300)))
-    return worst

@@ -112,44 +112,55 @@ def assert_symmetry(model: nn.Module, example: torch.Tensor, spec: PermutationSp
     return spec
 
 
+def recovery_difference(spec: PermutationSpec, params: Params, planted: Perms, seed: int = 0) -> float:
+    """The largest weight difference, relative to the weights' scale, after weight matching brings a
+    copy of `params` permuted by `planted` back onto `params` (0: recovered exactly)."""
+    from ..matching.weight import weight_matching
+
+    moved = apply_permutation(spec, planted, params)
+    back = apply_permutation(spec, weight_matching(spec, params, moved, seed=seed).perms, moved)
+    floats = [k for k in params if params[k].is_floating_point()]
+    scale = max(max(float(params[k].abs().max()) for k in floats), 1e-300)
+    return max(float((back[k] - params[k]).abs().max()) for k in floats) / scale
+
+
+def sv_change(a: Params, b: Params) -> float:
+    """The largest relative change of any weight's singular values from `a` to `b`, each weight taken
+    as a matrix of (output units) x (everything else), as a permutation moves its rows and columns."""
+    from ..metrics.spectral import singular_values
+
+    worst = 0.0
+    for k, w in a.items():
+        if w.ndim >= 2 and w.is_floating_point():
+            s, t = (singular_values(m.reshape(m.shape[0], -1)) for m in (w, b[k]))
+            worst = max(worst, float((s - t).abs().max() / max(float(s.max()), 1e-300)))
+    return worst
+
+
 def assert_recovers_planted_permutation(model: nn.Module, example: torch.Tensor, spec: PermutationSpec | None = None,
                                         seed: int = 0) -> None:
     """Weight matching of a permuted copy of the model onto the model finds the inverse of the
     planted permutation: the copy is brought back to the model's exact weights."""
-    from ..matching.weight import weight_matching
-
     spec = spec if spec is not None else spec_of(model, example)
     params = _state(model)
-    planted = random_perms(spec, params, torch.Generator().manual_seed(seed))
-    copy_ = apply_permutation(spec, planted, params)
-    found = weight_matching(spec, params, copy_, seed=seed).perms
-    back = apply_permutation(spec, found, copy_)
-    wrong = [k for k in params if params[k].is_floating_point() and not torch.equal(back[k], params[k])]
-    if wrong:
-        raise SymmetryError(f"Weight matching did not recover a planted permutation: {len(wrong)} parameters differ "
-                            f"from the model's own after matching its permuted copy back (first: {wrong[0]}).")
+    size = recovery_difference(spec, params, random_perms(spec, params, torch.Generator().manual_seed(seed)), seed)
+    if size > 0:
+        raise SymmetryError(f"Weight matching did not recover a planted permutation: after matching the model's "
+                            f"permuted copy back, its weights differ from the model's by {size:.3g} (relative).")
 
 
 def assert_keeps_singular_values(model: nn.Module, example: torch.Tensor, spec: PermutationSpec | None = None,
                                  seed: int = 0) -> float:
     """Every weight matrix's singular values are the same after a permutation (Ito et al. 2024, Eq. 3),
-    within eps * n * s_max of the dtype; returns the largest relative change."""
-    from ..metrics.spectral import singular_values
-
+    within eps * n * s_max of float64 (the SVD's precision); returns the largest relative change."""
     spec = spec if spec is not None else spec_of(model, example)
     params = _state(model)
     moved = apply_permutation(spec, random_perms(spec, params, torch.Generator().manual_seed(seed)), params)
-    worst = 0.0
-    for name, w in params.items():
-        if w.ndim < 2 or not w.is_floating_point():
-            continue
-        # As a matrix of (output units) x (everything else): a permutation moves its rows and columns.
-        s, t = (singular_values(m.reshape(m.shape[0], -1)) for m in (w, moved[name]))
-        rel = float((s - t).abs().max() / max(float(s.max()), 1e-300))
-        tol = torch.finfo(torch.float64).eps * max(w.shape[0], w[0].numel()) * 100  # the SVD runs in float64
-        if rel > tol:
-            raise SymmetryError(f"Permuting changed the singular values of {name} by {rel:.3g} (relative; tolerance {tol:.3g}).")
-        worst = max(worst, rel)
+    worst = sv_change(params, moved)
+    tol = torch.finfo(torch.float64).eps * max(max(w.shape[0], w[0].numel()) for w in params.values()
+                                               if w.ndim >= 2) * 100
+    if worst > tol:
+        raise SymmetryError(f"Permuting changed the singular values by {worst:.3g} (relative; tolerance {tol:.3g}).")
     return worst
 
 
